@@ -1,0 +1,62 @@
+# spanstream — two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SPANSTREAM := $(VENV)/bin/spanstream
+STAMP := $(VENV)/.installed
+KAFKA_LIBS := kafka/libs
+# Local broker for `make run` (ignored when KAFKA_BOOTSTRAP is given).
+KAFKA_DATA ?= .kafka
+KAFKA_PORT ?= 9092
+
+.PHONY: install run test test-unit kafka-jars kafka-up kafka-down bench model export-dev clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+# Dev-only heavy tools (torch, gliner) for exporting models and regenerating golden fixtures.
+export-dev: $(STAMP)
+	$(PY) -m pip install -q -e '.[test,export]'
+
+$(KAFKA_LIBS)/.fetched: kafka/pom.xml
+	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies
+	@touch $@
+
+kafka-jars: $(KAFKA_LIBS)/.fetched
+
+kafka-up: install
+ifndef KAFKA_BOOTSTRAP
+	$(MAKE) kafka-jars
+	$(SPANSTREAM) kafka up --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
+else
+	@echo "KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP): using that broker"
+endif
+
+kafka-down: install
+	$(SPANSTREAM) kafka down --data-dir $(KAFKA_DATA)
+
+# Starts (or reuses) a broker, then runs the demo pipeline against it.
+run: kafka-up
+	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(KAFKA_PORT)} $(SPANSTREAM) demo
+
+# The whole suite. The session fixture starts a real broker unless KAFKA_BOOTSTRAP is set.
+test: install kafka-jars
+	$(PY) -m pytest -q -rfE
+
+test-unit: install
+	$(PY) -m pytest -q -m "not kafka and not cluster"
+
+bench: install
+	$(PY) -m bench
+
+# Rebuild the embedded default model from scratch (needs the export extra; long).
+model: export-dev
+	$(PY) -m models.recipe
+
+clean:
+	rm -rf $(VENV) $(KAFKA_LIBS) $(KAFKA_DATA) .pytest_cache
