@@ -1,0 +1,112 @@
+"""GLiNER uni-encoder span models (markerV0): split → encode → window → batch → ONNX → decode.
+
+Stages are pure functions in their own modules; this one composes them and owns the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from stream.engine.decode import candidate_spans, greedy_search
+from stream.engine.folder import ModelFolder
+from stream.engine.params import DecodeParams
+from stream.engine.prompt import EncodedWords, PromptEncoder, Row
+from stream.engine.session import OnnxSession
+from stream.engine.splitter import split_words
+from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
+from stream.engine.types import Entity, Extraction, Words, WordSpan
+from stream.engine.windows import merge_window_spans, plan_windows
+
+
+class _Job(NamedTuple):
+    """One model row and where its results go."""
+
+    text_index: int
+    word_offset: int
+    labels: tuple[str, ...]
+    row: Row
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    variant: str
+    max_width: int
+    max_len: int
+    path: str
+
+
+class GlinerSpanEngine:
+    """Thread-safe: no mutable state besides the (locked) prompt cache and the ORT session."""
+
+    family = "gliner-span"
+
+    def __init__(self, folder: ModelFolder, threads: int | None = None):
+        cfg = folder.config
+        self.max_width = cfg.max_width
+        self.max_len = cfg.max_len
+        self.encoder = PromptEncoder(folder.tokenizer_file, folder.tokenizer_config, cfg.ent_token, cfg.sep_token)
+        self.session = OnnxSession(folder.onnx_file, INPUT_NAMES, OUTPUT_NAMES, threads)
+        self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
+                              str(folder.root))
+
+    def count_tokens(self, text: str) -> int:
+        """Approximate cost of a text for batching budgets (words' sub-words, no prompt)."""
+        words = split_words(text).words
+        return int(sum(e.ids.size for e in self.encoder.encode_words([words]))) if words else 0
+
+    def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
+                batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]:
+        """``sort_by_length`` groups rows of similar length to minimise padding; turn it off to
+        reproduce another runtime's batches exactly (int8 activation scales are per batch)."""
+        splits = [split_words(t) for t in texts]
+        live = [i for i, s in enumerate(splits) if s.words]
+        encoded: dict[int, EncodedWords] = dict(zip(live, self.encoder.encode_words([splits[i].words for i in live])))
+        jobs: list[_Job] = []
+        windowed: set[int] = set()
+        for i in live:
+            budget = self.encoder.content_budget - self.encoder.prompt(labels[i]).ids.size
+            windows = plan_windows(encoded[i].word_token_counts, self.max_len, max(budget, 1),
+                                   overlap=min(2 * self.max_width, self.max_len // 2))
+            if len(windows) > 1:
+                windowed.add(i)
+            for start, end in windows:
+                jobs.append(_Job(i, start, labels[i], self.encoder.build_row(labels[i], encoded[i], start, end)))
+        spans: dict[int, list[WordSpan]] = {i: [] for i in live}
+        # Sort by length so each batch pads little; results are keyed by text, so order is free.
+        if sort_by_length:
+            jobs.sort(key=lambda j: j.row.ids.size)
+        for b in range(0, len(jobs), batch_size):
+            chunk = jobs[b:b + batch_size]
+            logits = self.session.run(build_feed([j.row for j in chunk], self.max_width, self.encoder.pad_id))[0]
+            for job, row_logits in zip(chunk, logits):
+                p = params[job.text_index]
+                thresholds = np.asarray([p.threshold_for(lab) for lab in job.labels], dtype=np.float32)
+                found = candidate_spans(row_logits[:, :, :len(job.labels)], job.row.num_words, thresholds)
+                # Decode each window as gliner decodes a text; windows are then merged below.
+                found = greedy_search(found, p.flat_ner, p.multi_label)
+                spans[job.text_index].extend(
+                    WordSpan(s.start + job.word_offset, s.end + job.word_offset, s.label_index, s.score) for s in found)
+        results = []
+        for i, text in enumerate(texts):
+            if i not in spans:
+                results.append(Extraction([], False))
+                continue
+            found = spans[i]
+            if i in windowed:
+                p = params[i]
+                found = greedy_search(merge_window_spans(found), p.flat_ner, p.multi_label)
+            results.append(Extraction(_to_entities(text, splits[i], found, labels[i]), i in windowed))
+        return results
+
+
+def _to_entities(text: str, words: Words, spans: list[WordSpan], labels: tuple[str, ...]) -> list[Entity]:
+    out = []
+    for s in spans:
+        start, end = words.starts[s.start], words.ends[s.end]
+        out.append(Entity(text[start:end], labels[s.label_index], start, end, s.score))
+    return out

@@ -1,0 +1,53 @@
+"""One exception tree for spanstream; subclasses carry what the caller needs to decide."""
+
+from __future__ import annotations
+
+__all__ = [
+    "SpanstreamError", "ConfigError", "ModelLoadError", "InvalidRecord", "EngineError",
+    "EngineOverloaded", "PublishError",
+]
+
+
+class SpanstreamError(Exception):
+    """Root of every error spanstream raises on purpose."""
+
+    retriable: bool = False
+
+
+class ConfigError(SpanstreamError):
+    """Invalid configuration; raised at start-up, names the offending key."""
+
+
+class ModelLoadError(SpanstreamError):
+    """A model folder is missing, incomplete, or of an unsupported kind."""
+
+
+class InvalidRecord(SpanstreamError):
+    """An input record cannot be processed; ``reason`` is a stable dead-letter code."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class EngineError(SpanstreamError):
+    """Inference failed for a batch."""
+
+    def __init__(self, message: str, retriable: bool = False):
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class EngineOverloaded(SpanstreamError):
+    """No in-flight slot free; try again after ``retry_after`` seconds."""
+
+    retriable = True
+
+    def __init__(self, retry_after: float = 1.0):
+        super().__init__(f"engine overloaded, retry after {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
+class PublishError(SpanstreamError):
+    """Producing an output or dead-letter record failed."""
