@@ -1,0 +1,35 @@
+"""`make model`: data → train → export → evaluate, resumable at every step.
+
+Environment: RECIPE_WORK (work folder), RECIPE_STEPS (training steps), RECIPE_THREADS.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from models.recipe.data import build
+from models.recipe.export import export
+from models.recipe.train import train
+
+HERE = Path(__file__).resolve().parent
+DEST = HERE.parent / "spanstream-minilm-ner"
+
+
+def main() -> int:
+    work = Path(os.environ.get("RECIPE_WORK", HERE / "work"))
+    steps = int(os.environ.get("RECIPE_STEPS", "3000"))
+    train_path, dev_path = build(work)
+    final = train(work, train_path, steps)
+    export(final, work / "onnx", DEST)
+    print(f"model installed in {DEST}")
+    if "--no-eval" not in sys.argv:
+        from models.recipe.evaluate import main as evaluate
+
+        evaluate(work, DEST)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

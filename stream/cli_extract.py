@@ -1,0 +1,104 @@
+"""`spanstream extract`: JSONL in (file or stdin), one JSON line of entities out per input line.
+
+Malformed lines produce an error record (line number, reason) and processing continues; the
+exit code is 1 when any line failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from stream.errors import ModelLoadError
+
+CHUNK = 64
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="extract entities from JSONL ({\"id\"?, \"text\", \"labels\"?} per line)")
+    p.add_argument("--model", type=Path, default=None, help="model folder (default: the embedded model)")
+    p.add_argument("--labels", default=None, help="comma-separated labels for lines that carry none")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--variant", choices=["auto", "fp32", "int8"], default="auto")
+    p.add_argument("--nested", action="store_true", help="allow nested entities (default: flat)")
+    p.add_argument("--multi-label", action="store_true", help="one span may carry several labels")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--input", type=Path, default=None, help="JSONL file (default: stdin)")
+    p.set_defaults(func=run)
+
+
+def parse_line(raw: bytes, default_labels: list[str] | None) -> tuple[object, str, list[str]]:
+    """(id, text, labels) or ValueError with the reason."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError("expected a JSON object")
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise ValueError("'text' must be a string")
+    labels = obj.get("labels", default_labels)
+    if labels is None:
+        raise ValueError("no labels: give 'labels' in the line or --labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise ValueError("'labels' must be a non-empty list of non-empty strings")
+    return obj.get("id"), text, labels
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(stream, start=1):
+        if raw.strip():
+            yield number, raw
+
+
+def run(args: argparse.Namespace) -> int:
+    from stream.engine import Extractor
+
+    default_labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    try:
+        extractor = Extractor.load(args.model, variant=args.variant)
+    except ModelLoadError as exc:
+        print(f"spanstream extract: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout.buffer
+    failed = 0
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer
+    with source:
+        pending: list[tuple[int, object, str, list[str]] | dict] = []  # in input order
+        for number, raw in _lines(source):
+            try:
+                pending.append((number, *parse_line(raw, default_labels)))
+            except ValueError as exc:
+                failed += 1
+                pending.append({"line": number, "error": str(exc)})
+            if len(pending) >= CHUNK:
+                _flush(extractor, pending, args, out)
+                pending = []
+        if pending:
+            _flush(extractor, pending, args, out)
+    out.flush()
+    return 1 if failed else 0
+
+
+def _flush(extractor, pending, args, out) -> None:
+    good = [p for p in pending if not isinstance(p, dict)]
+    results = iter(extractor.extract_detailed([p[2] for p in good], [p[3] for p in good],
+                                              threshold=args.threshold, flat_ner=not args.nested,
+                                              multi_label=args.multi_label, batch_size=args.batch_size))
+    for item in pending:
+        if isinstance(item, dict):
+            out.write(orjson.dumps(item) + b"\n")
+            continue
+        number, ident = item[0], item[1]
+        result = next(results)
+        record = {"id": ident if ident is not None else number,
+                  "entities": [e._asdict() for e in result.entities]}
+        if result.windowed:
+            record["windowed"] = True
+        out.write(orjson.dumps(record) + b"\n")
