@@ -9,12 +9,12 @@ from stream import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stream import cli_demo, cli_extract, cli_kafka
+    from stream import cli_demo, cli_extract, cli_io, cli_kafka, cli_serve, cli_worker
 
     parser = argparse.ArgumentParser(prog="spanstream", description=__doc__)
     parser.add_argument("--version", action="version", version=f"spanstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (cli_extract, cli_kafka, cli_demo):
+    for module in (cli_worker, cli_serve, cli_extract, cli_io, cli_kafka, cli_demo):
         module.add_parser(sub)
     return parser
 

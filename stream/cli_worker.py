@@ -1,0 +1,99 @@
+"""`spanstream worker`: the stream processor (faust worker; HTTP on faust's web server)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from stream.errors import ConfigError, ModelLoadError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="consume text events, publish entity events (one consumer group)")
+    p.add_argument("--config", type=Path, default=None, help="pipelines TOML (or SPANSTREAM_CONFIG)")
+    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (or SPANSTREAM_KAFKA_BOOTSTRAP)")
+    p.add_argument("--group-id", default=None)
+    p.add_argument("--model", type=Path, default=None, help="model folder (default: the embedded model)")
+    p.add_argument("--variant", choices=["auto", "fp32", "int8"], default=None)
+    p.add_argument("--http-port", type=int, default=None)
+    p.add_argument("--no-http", action="store_true")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=run)
+
+
+def build_worker(args: argparse.Namespace):
+    """Validate everything and load the model before touching Kafka; return the faust app."""
+    from stream.app import build_app
+    from stream.config import load_pipelines, load_settings
+    from stream.metrics import Metrics
+    from stream.pipeline import BatchProcessor
+    from stream.publish import Publisher
+    from stream.runner import InferenceQueue, get_engine
+
+    settings = load_settings(config=args.config, kafka_bootstrap=args.bootstrap, group_id=args.group_id,
+                             model_path=args.model, model_variant=args.variant, http_port=args.http_port,
+                             http_enabled=False if args.no_http else None, data_dir=args.data_dir)
+    if settings.config is None:
+        raise ConfigError("no pipelines: pass --config FILE or set SPANSTREAM_CONFIG")
+    pipelines = load_pipelines(settings.config)
+    metrics = Metrics.create()
+    publisher = Publisher(settings)
+    queues: dict[int, InferenceQueue] = {}
+    processors = []
+    for cfg in pipelines:
+        engine = get_engine(cfg.model or settings.model_path, settings.model_variant, settings.inference_threads)
+        if id(engine) not in queues:
+            queues[id(engine)] = InferenceQueue(engine, metrics, max_batch_texts=settings.max_batch_texts,
+                                                max_batch_tokens=settings.max_batch_tokens,
+                                                max_wait_s=settings.max_batch_wait_ms / 1000,
+                                                max_queue_texts=settings.max_queue_texts)
+            info = engine.info
+            metrics.model_info.labels(info.name, info.family, info.variant, settings.model_version).set(1)
+        processors.append(BatchProcessor(cfg, queues[id(engine)], publisher, metrics, settings.model_version))
+    app = build_app(settings, processors)
+    api = None
+    if settings.http_enabled:
+        from stream.http import Api
+
+        api = Api(next(iter(queues.values())), metrics, ready=lambda: consumer_ready(app),
+                  model_version=settings.model_version, default_labels=pipelines[0].labels)
+        api.install(app.web.web_app)
+    app.spanstream = {"settings": settings, "metrics": metrics, "queues": queues, "processors": processors,
+                      "api": api}
+    return app
+
+
+def consumer_ready(app) -> tuple[bool, str]:
+    """Ready when the consumer runs, is not rebalancing and owns at least one partition."""
+    if getattr(app, "rebalancing", False):
+        return False, "rebalancing"
+    try:
+        assignment = app.consumer.assignment()
+    except Exception as exc:  # consumer not started yet
+        return False, f"consumer not running: {exc}"
+    if not assignment:
+        return False, "no partitions assigned"
+    return True, f"{len(assignment)} partitions assigned"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        app = build_worker(args)
+    except (ConfigError, ModelLoadError) as exc:
+        print(f"spanstream worker: {exc}", file=sys.stderr)
+        return 2
+    from faust.worker import Worker
+
+    class SpanstreamWorker(Worker):
+        def _on_sigterm(self) -> None:
+            if app.spanstream["api"] is not None:
+                app.spanstream["api"].draining = True  # /readyz → 503 while in-flight batches drain
+            super()._on_sigterm()
+
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    worker = SpanstreamWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0

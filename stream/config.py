@@ -1,0 +1,152 @@
+"""All configuration in one place, validated at start-up.
+
+- Process settings come from ``SPANSTREAM_*`` environment variables (and CLI flags that
+  override them): Kafka connection, consumer group, model, HTTP.
+- Pipelines come from a TOML file (``--config`` or ``SPANSTREAM_CONFIG``), one
+  ``[[pipelines]]`` table each. An error names the offending key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.errors import ConfigError
+
+
+class PipelineConfig(BaseModel):
+    """One input → output flow. Batching knobs trade latency for throughput."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    input_topics: list[str] = Field(min_length=1)
+    output_topic: str
+    dead_letter_topic: str
+    labels: list[str] = Field(min_length=1, description="default entity types")
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    label_thresholds: dict[str, float] = Field(default_factory=dict)
+    flat_ner: bool = True
+    multi_label: bool = False
+    input_format: Literal["json", "text"] = "json"
+    allow_label_override: bool = True
+    max_events: int = Field(32, ge=1, le=4096, description="events per batch")
+    max_wait_ms: int = Field(50, ge=1, le=60_000, description="longest wait to fill a batch")
+    max_tokens: int = Field(16_384, ge=256, description="approximate sub-word budget per engine call")
+    max_labels: int = Field(50, ge=1, le=1000)
+    max_text_chars: int = Field(200_000, ge=1)
+    max_record_bytes: int = Field(1_048_576, ge=1)
+    model: str | None = Field(None, description="model folder; default: the process's model")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: list[str]) -> list[str]:
+        if any(not x.strip() for x in v):
+            raise ValueError("labels must be non-empty strings")
+        return list(dict.fromkeys(v))
+
+    @field_validator("label_thresholds")
+    @classmethod
+    def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, t in v.items():
+            if not 0.0 <= t <= 1.0:
+                raise ValueError(f"threshold for {k!r} must be within [0, 1]")
+        return v
+
+    @model_validator(mode="after")
+    def _topics(self) -> "PipelineConfig":
+        outs = {self.output_topic, self.dead_letter_topic}
+        if len(outs) < 2:
+            raise ValueError("output_topic and dead_letter_topic must differ")
+        if outs & set(self.input_topics):
+            raise ValueError("an input topic cannot also be an output or dead-letter topic")
+        return self
+
+
+class Settings(BaseSettings):
+    """Process settings; every field is ``SPANSTREAM_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SPANSTREAM_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    client_id: str = "spanstream"
+    group_id: str = Field("spanstream", description="consumer group; every replica uses the same one")
+    group_instance_id: str | None = Field(None, description="static membership (e.g. the pod name)")
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    commit_interval_s: float = Field(1.0, gt=0, le=60)
+    session_timeout_s: float = Field(30.0, ge=6, le=300, description="how soon a dead replica's partitions move")
+    heartbeat_interval_s: float = Field(3.0, gt=0, le=60)
+    publish_timeout_s: float = Field(120.0, gt=0, description="give up (and crash, uncommitted) after this")
+
+    model_path: Path | None = Field(None, description="model folder; default: the embedded model")
+    model_variant: Literal["auto", "fp32", "int8"] = "auto"
+    model_version: str = "1"
+    inference_threads: int | None = Field(None, ge=1, description="ORT intra-op threads; default: CPU quota")
+    max_batch_texts: int = Field(64, ge=1, le=4096, description="texts per engine call (all sources)")
+    max_batch_tokens: int = Field(16_384, ge=256, description="approximate sub-words per engine call")
+    max_batch_wait_ms: float = Field(5.0, ge=0, le=10_000, description="wait to coalesce more requests")
+    max_queue_texts: int = Field(2048, ge=1, description="texts waiting for the engine before HTTP gets 429")
+
+    http_enabled: bool = True
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(6066, ge=0, le=65535)
+
+    config: Path | None = Field(None, description="pipelines TOML file")
+    data_dir: Path = Path("/tmp/spanstream")
+
+    @model_validator(mode="after")
+    def _sasl(self) -> "Settings":
+        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_mechanism and
+                                                                      self.kafka_sasl_username):
+            raise ValueError("SASL needs SPANSTREAM_KAFKA_SASL_MECHANISM and SPANSTREAM_KAFKA_SASL_USERNAME")
+        return self
+
+
+def _format(exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        loc = prefix + ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"])
+        lines.append(f"{loc.replace('.[', '[')}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {_format(exc, 'SPANSTREAM_').upper()}") from None
+
+
+def load_pipelines(path: Path) -> list[PipelineConfig]:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read pipeline config {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    unknown = set(raw) - {"pipelines"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level keys {sorted(unknown)} (expected [[pipelines]])")
+    tables = raw.get("pipelines")
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError(f"{path}: no [[pipelines]] defined")
+    pipelines = []
+    for i, table in enumerate(tables):
+        try:
+            pipelines.append(PipelineConfig(**table))
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {_format(exc, f'pipelines[{i}].')}") from None
+    names = [p.name for p in pipelines]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: pipeline names must be unique, got {names}")
+    return pipelines
