@@ -1,0 +1,137 @@
+"""Run real `spanstream worker` processes against the test broker, and read what they wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from stream.localkafka import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL = ROOT / "tests" / "fixtures" / "tiny-gliner"
+
+
+def pipeline_toml(name: str, inp: str, out: str, dlq: str, **extra) -> str:
+    lines = ["[[pipelines]]", f'name = "{name}"', f'input_topics = ["{inp}"]', f'output_topic = "{out}"',
+             f'dead_letter_topic = "{dlq}"', 'labels = ["person", "location", "organization"]']
+    for k, v in extra.items():
+        lines.append(f"{k} = {v!r}".replace("'", '"') if not isinstance(v, bool) else f"{k} = {str(v).lower()}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class WorkerProc:
+    workdir: Path
+    bootstrap: str
+    config: str
+    group: str
+    model: Path = TINY_MODEL
+    env: dict = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerProc":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cfg = self.workdir / "pipelines.toml"
+        cfg.write_text(self.config)
+        self.log = self.workdir / f"worker-{self.port}.log"
+        env = {**os.environ, "SPANSTREAM_SESSION_TIMEOUT_S": "8", "SPANSTREAM_HEARTBEAT_INTERVAL_S": "1",
+               "SPANSTREAM_COMMIT_INTERVAL_S": "0.5", **self.env}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream", "worker", "--config", str(cfg), "--bootstrap", self.bootstrap,
+             "--group-id", self.group, "--model", str(self.model), "--http-port", str(self.port),
+             "--data-dir", str(self.workdir / "data")],
+            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        return self
+
+    def http(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if self.http("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.tail()}")
+
+    def metric(self, name: str) -> float:
+        _, body = self.http("/metrics")
+        total = 0.0
+        for line in body.decode().splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def terminate(self, timeout: float = 60) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else 0
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None, list]],
+                  partition: int | None = None) -> list[tuple[int, int]]:
+    """Send (key, value, headers) records; return their (partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key, headers=headers, partition=partition)
+                   for key, value, headers in records]
+        metas = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [(m.partition, m.offset) for m in metas]
+
+
+async def consume(bootstrap: str, topics: list[str], expected: int, timeout: float = 60,
+                  until=None) -> list:
+    """Read from the beginning until ``expected`` records (or ``until(records)``) or the timeout."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"reader-{uuid.uuid4().hex[:8]}", enable_auto_commit=False)
+    await consumer.start()
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                out.extend(records)
+            if (until and until(out)) or (not until and len(out) >= expected):
+                break
+    finally:
+        await consumer.stop()
+    return out
