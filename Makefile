@@ -9,7 +9,7 @@ KAFKA_LIBS := kafka/libs
 KAFKA_DATA ?= .kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: install run test test-unit kafka-jars kafka-up kafka-down bench model export-dev clean
+.PHONY: install run test test-deps test-unit kafka-jars kafka-up kafka-down bench model export-dev clean
 
 install: $(STAMP)
 
@@ -44,8 +44,14 @@ kafka-down: install
 run: kafka-up
 	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(KAFKA_PORT)} $(SPANSTREAM) demo
 
+# System packages the suite drives for real (nginx for the load-balancer test).
+test-deps:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+	  { echo "installing nginx-light (Debian) for the load-balancer test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+
 # The whole suite. The session fixture starts a real broker unless KAFKA_BOOTSTRAP is set.
-test: install kafka-jars
+test: install kafka-jars test-deps
 	$(PY) -m pytest -q -rfE
 
 test-unit: install

@@ -66,6 +66,14 @@ def build_worker(args: argparse.Namespace):
     return app
 
 
+async def close_resources(app) -> None:
+    state = app.spanstream
+    for processor in state["processors"][:1]:  # one publisher is shared by all pipelines
+        await processor.publisher.stop()
+    for queue in state["queues"].values():
+        await queue.close()
+
+
 def consumer_ready(app) -> tuple[bool, str]:
     """Ready when the consumer runs, is not rebalancing and owns at least one partition."""
     if getattr(app, "rebalancing", False):
@@ -92,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
             if app.spanstream["api"] is not None:
                 app.spanstream["api"].draining = True  # /readyz → 503 while in-flight batches drain
             super()._on_sigterm()
+
+        def _shutdown_loop(self) -> None:
+            # Agents have drained and faust has committed: now close our producer and queues.
+            self.loop.run_until_complete(close_resources(app))
+            super()._shutdown_loop()
 
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     worker = SpanstreamWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
