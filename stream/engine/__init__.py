@@ -38,9 +38,12 @@ def default_model_path() -> Path:
     return MODELS_DIR / DEFAULT_MODEL_NAME
 
 
-def load_engine(path: str | Path | None = None, variant: Variant = "auto", threads: int | None = None) -> ModelEngine:
+def load_engine(path: str | Path | None = None, variant: Variant = "auto", threads: int | None = None,
+                graph: str = "fast") -> ModelEngine:
+    """``graph='fast'`` rewrites the span head (same results up to float rounding, much less
+    compute); ``'exported'`` runs the graph exactly as shipped."""
     folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
-    return GlinerSpanEngine(folder, threads)
+    return GlinerSpanEngine(folder, threads, graph)
 
 
 def _normalize_labels(labels: Sequence[str] | Sequence[Sequence[str]], n: int) -> list[tuple[str, ...]]:
@@ -74,8 +77,9 @@ class Extractor:
         self.engine = engine
 
     @classmethod
-    def load(cls, path: str | Path | None = None, variant: Variant = "auto", threads: int | None = None) -> "Extractor":
-        return cls(load_engine(path, variant, threads))
+    def load(cls, path: str | Path | None = None, variant: Variant = "auto", threads: int | None = None,
+             graph: str = "fast") -> "Extractor":
+        return cls(load_engine(path, variant, threads, graph))
 
     @property
     def info(self) -> ModelInfo:

@@ -5,20 +5,24 @@ Stages are pure functions in their own modules; this one composes them and owns 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from stream.engine.decode import candidate_spans, greedy_search
+from stream.engine.fastgraph import GraphPatternError, fast_graph_path
 from stream.engine.folder import ModelFolder
 from stream.engine.params import DecodeParams
 from stream.engine.prompt import EncodedWords, PromptEncoder, Row
 from stream.engine.session import OnnxSession
 from stream.engine.splitter import split_words
-from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
+from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, SPAN_IDX, SPAN_MASK, build_feed
 from stream.engine.types import Entity, Extraction, Words, WordSpan
 from stream.engine.windows import merge_window_spans, plan_windows
+
+log = logging.getLogger(__name__)
 
 
 class _Job(NamedTuple):
@@ -38,6 +42,8 @@ class ModelInfo:
     max_width: int
     max_len: int
     path: str
+    graph: str = "exported"
+    "'fast' (rewritten span head) or 'exported' (the graph as shipped)"
 
 
 class GlinerSpanEngine:
@@ -45,14 +51,23 @@ class GlinerSpanEngine:
 
     family = "gliner-span"
 
-    def __init__(self, folder: ModelFolder, threads: int | None = None):
+    def __init__(self, folder: ModelFolder, threads: int | None = None, graph: str = "fast"):
         cfg = folder.config
         self.max_width = cfg.max_width
         self.max_len = cfg.max_len
         self.encoder = PromptEncoder(folder.tokenizer_file, folder.tokenizer_config, cfg.ent_token, cfg.sep_token)
-        self.session = OnnxSession(folder.onnx_file, INPUT_NAMES, OUTPUT_NAMES, threads)
+        onnx_file = folder.onnx_file
+        if graph == "fast":
+            try:
+                onnx_file = fast_graph_path(folder.onnx_file, cfg.max_width, SPAN_IDX, SPAN_MASK)
+            except (GraphPatternError, ImportError) as exc:
+                log.warning("%s: fast span head not available (%s); using the exported graph", folder.onnx_file, exc)
+                graph = "exported"
+        elif graph != "exported":
+            raise ValueError(f"graph must be 'fast' or 'exported', not {graph!r}")
+        self.session = OnnxSession(onnx_file, INPUT_NAMES, OUTPUT_NAMES, threads)
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
-                              str(folder.root))
+                              str(folder.root), graph)
 
     def count_tokens(self, text: str) -> int:
         """Approximate cost of a text for batching budgets (words' sub-words, no prompt)."""
