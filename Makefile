@@ -58,6 +58,7 @@ test-unit: install
 	$(PY) -m pytest -q -m "not kafka and not cluster"
 
 bench: install
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench
 
 # Rebuild the embedded default model from scratch (needs the export extra; long).
