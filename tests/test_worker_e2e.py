@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 
@@ -75,6 +76,16 @@ async def test_events_in_entity_events_out(kafka_bootstrap, topics, worker_facto
                    if orjson.loads(r.value)["source"]["partition"] == partition and r.key is None]
         assert offsets == sorted(offsets)
     assert worker.metric("spanstream_events_produced_total") == 40
+    # consumer lag is exported per partition and drains to zero once everything is committed
+    lag_lines = []
+    for _ in range(40):
+        body = worker.http("/metrics")[1].decode()
+        lag_lines = [line for line in body.splitlines()
+                     if line.startswith("spanstream_consumer_lag{") and topics["in"] in line]
+        if len(lag_lines) == 2 and all(float(line.rsplit(" ", 1)[1]) == 0 for line in lag_lines):
+            break
+        await asyncio.sleep(0.5)
+    assert len(lag_lines) == 2 and all(float(line.rsplit(" ", 1)[1]) == 0 for line in lag_lines), lag_lines
     assert worker.terminate() == 0
 
 
