@@ -33,22 +33,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_line(raw: bytes, default_labels: list[str] | None) -> tuple[object, str, list[str]]:
-    """(id, text, labels) or ValueError with the reason."""
+    """(id, text, labels) or ValueError with the reason; lines follow the text-event schema."""
+    from stream.codec import TEXT_EVENT, validator
+
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ValueError("expected a JSON object")
-    text = obj.get("text")
-    if not isinstance(text, str):
-        raise ValueError("'text' must be a string")
+    errors = sorted(validator(TEXT_EVENT).iter_errors(obj), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
+        raise ValueError(f"{where}: {errors[0].message}")
     labels = obj.get("labels", default_labels)
-    if labels is None:
+    if not labels:
         raise ValueError("no labels: give 'labels' in the line or --labels")
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
-        raise ValueError("'labels' must be a non-empty list of non-empty strings")
-    return obj.get("id"), text, labels
+    return obj.get("id"), obj["text"], labels
 
 
 def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -25,9 +25,13 @@ def main() -> int:
     export(final, work / "onnx", DEST)
     print(f"model installed in {DEST}")
     if "--no-eval" not in sys.argv:
+        from models.recipe.card import write_card
         from models.recipe.evaluate import main as evaluate
 
         evaluate(work, DEST)
+        rows = sum(1 for _ in open(train_path))
+        dev = sum(1 for _ in open(dev_path))
+        write_card(DEST, steps, rows, dev)
     return 0
 
 
