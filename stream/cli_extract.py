@@ -21,7 +21,8 @@ CHUNK = 64
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("extract", help="extract entities from JSONL ({\"id\"?, \"text\", \"labels\"?} per line)")
-    p.add_argument("--model", type=Path, default=None, help="model folder (default: the embedded model)")
+    p.add_argument("--model", default=None,
+                   help="model folder, or hf://org/name to download one (default: the embedded model)")
     p.add_argument("--labels", default=None, help="comma-separated labels for lines that carry none")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--variant", choices=["auto", "fp32", "int8"], default="auto")

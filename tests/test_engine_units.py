@@ -205,3 +205,10 @@ def test_onnx_subfolder_layout_and_variants(tmp_path):
     with pytest.raises(ModelLoadError, match="model.onnx"):
         resolve_model_folder(tmp_path, "fp32")
     assert Extractor.load(tmp_path).info.variant == "int8"
+
+
+def test_hub_download_failure_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelLoadError, match="hub"):
+        Extractor.load("hf://urchade/gliner_small-v2.1")

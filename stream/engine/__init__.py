@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from stream.engine.folder import ModelFolder, Variant, resolve_model_folder
+from stream.engine.folder import ModelFolder, Variant, download_from_hub, resolve_model_folder
 from stream.engine.gliner_span import GlinerSpanEngine, ModelInfo
 from stream.engine.params import DecodeParams
 from stream.engine.types import Entity, Extraction
@@ -20,6 +20,7 @@ __all__ = ["DecodeParams", "Entity", "Extraction", "Extractor", "ModelEngine", "
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL_NAME = "spanstream-minilm-ner"
+HUB_PREFIX = "hf://"
 
 
 class ModelEngine(Protocol):
@@ -42,6 +43,8 @@ def load_engine(path: str | Path | None = None, variant: Variant = "auto", threa
                 graph: str = "fast") -> ModelEngine:
     """``graph='fast'`` rewrites the span head (same results up to float rounding, much less
     compute); ``'exported'`` runs the graph exactly as shipped."""
+    if isinstance(path, str) and path.startswith(HUB_PREFIX):  # optional: needs network + huggingface_hub
+        path = download_from_hub(path[len(HUB_PREFIX):])
     folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
     return GlinerSpanEngine(folder, threads, graph)
 
