@@ -9,7 +9,12 @@ result with each label vector. Both Linears are affine, so:
 - the last folds into the label vectors: ``Q = W2·Pᵀ`` (4D×C), ``r = b2·Pᵀ``.
 
 Per span only ``relu(A_i + B_j)·Q + r`` remains: 4D·C instead of ~12·D² multiply-adds. Exact
-up to float rounding. Works on fp32 and on dynamically quantized (int8) exports (the head's
+up to float rounding.
+
+The encoder's attention (as transformers' SDPA path exports it) also materialises the padding
+mask per head (``Where(Expand(mask), fill, scores)`` on [B, H, T, T]) and guards every softmax
+with ``Where(IsNaN(p), 0, p)``. The mask becomes a broadcast ``Add`` of a [B, 1, 1, T] term, and
+the guard goes: no softmax row is fully masked (the first token is never padding). Works on fp32 and on dynamically quantized (int8) exports (the head's
 weights are dequantized; the encoder stays int8). The result is cached on disk.
 """
 
@@ -24,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
-FAST_GRAPH_VERSION = "1"
+FAST_GRAPH_VERSION = "4"
 
 
 class GraphPatternError(Exception):
@@ -100,6 +105,56 @@ def _linear(graph, add_node, producers, inits) -> tuple[np.ndarray, np.ndarray]:
     raise GraphPatternError(f"{add_node.name}: unrecognised weight producer {node.op_type}")
 
 
+def _lighten_attention(nodes, producers, inits, p: str):
+    """Drop the softmax NaN guards, made unnecessary by a finite mask fill.
+
+    The exported mask is ``Where(mask, 0, -inf)``; rows of padded queries are all -inf, their
+    softmax is NaN, and ``Where(IsNaN(p), 0, p)`` cleans that up on every [B, H, T, T] tensor.
+    With a fill of -1e30 instead, masked keys still get exactly zero weight, no NaN can arise,
+    and the guards go. Padded positions hold finite junk that no real position ever reads.
+    Applied only when every guard's mask could be made finite, and never to dynamically
+    quantized graphs: their activation scales span whole tensors, padded rows included, so junk
+    there would cost real rows precision.
+    """
+    from onnx import numpy_helper
+
+    def const_value(name: str):
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        node = producers.get(name)
+        if node is not None and node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t"):
+            return numpy_helper.to_array(node.attribute[0].t)
+        return None
+
+    if any(node.op_type == "DynamicQuantizeLinear" for node in nodes):
+        return nodes, [], []
+    neg_inf_fills = []
+    guards = []
+    for node in nodes:
+        if node.op_type != "Where":
+            continue
+        cond = producers.get(node.input[0])
+        if cond is not None and cond.op_type == "IsNaN" and cond.input[0] == node.input[2]:
+            guards.append(node)
+            continue
+        fill = const_value(node.input[2])
+        if fill is not None and fill.size == 1 and np.isneginf(fill).all() and "attention" in node.name:
+            neg_inf_fills.append((node, fill))
+    if not guards or not neg_inf_fills:
+        return nodes, [], []
+    extra_inits = []
+    for i, (node, fill) in enumerate(neg_inf_fills):
+        name = f"{p}attn_mask_fill_{i}"
+        extra_inits.append(numpy_helper.from_array(np.full(fill.shape, -1e30, dtype=np.float32), name))
+        node.input[2] = name
+    rename = {g.output[0]: g.input[2] for g in guards}
+    kept = [n for n in nodes if n not in guards]
+    for node in kept:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+    return kept, [], extra_inits
+
+
 def rewrite(src: Path, max_width: int, span_idx: str, span_mask: str):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -160,7 +215,9 @@ def rewrite(src: Path, max_width: int, span_idx: str, span_mask: str):
         n("Add", [p + "zq", p + "r4"], ["logits"]),
     ]
     kept = [node for node in graph.node if node is not einsum]
-    all_nodes = kept + new_nodes
+    kept, mask_nodes, mask_inits = _lighten_attention(kept, producers, inits, p)
+    new_inits += mask_inits
+    all_nodes = kept + mask_nodes + new_nodes
     # keep only what 'logits' needs
     by_output = {o: node for node in all_nodes for o in node.output}
     needed, stack = set(), ["logits"]
