@@ -267,8 +267,12 @@ class KafkaCluster:
                    "-t", cluster_id, "-c", str(node.data_dir / "server.properties"), "-g"]
             if len(self.nodes) == 3:  # classic min-ISR semantics (KIP-966 off) for fault tests
                 cmd += ["--feature", "eligible.leader.replicas.version=0"]
-            proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  env={**os.environ, "KAFKA_LOG4J_OPTS": ""})
+            for attempt in range(3):  # formatting is idempotent (-g); retry a transient JVM failure
+                proc = subprocess.run(cmd, capture_output=True, text=True,
+                                      env={**os.environ, "KAFKA_LOG4J_OPTS": ""})
+                if proc.returncode == 0:
+                    break
+                time.sleep(1 + attempt)
             if proc.returncode != 0:
                 raise RuntimeError(f"kafka storage format failed for node {node.node_id}:\n"
                                    f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")

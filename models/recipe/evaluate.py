@@ -131,7 +131,7 @@ def fmt_table(title: str, systems: dict[str, dict], types: list[str]) -> str:
     lines = [f"#### {title}", "", "| type | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for t in types + ["micro"]:
         cells = [f"{systems[n][t]['f1']:.3f}" if t in systems[n] else "–" for n in names]
-        label = "**micro-F1**" if t == "micro" else (t if t in SEEN or title.startswith("Teacher") else f"{t} *")
+        label = "**micro-F1**" if t == "micro" else (t if t in SEEN or t.startswith("macro") or title.startswith("Teacher") else f"{t} *")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
