@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from stream.localkafka import KafkaCluster
@@ -24,7 +25,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"kafka already running at {cluster.bootstrap}")
             cluster.wait_ready()
             return 0
-        cluster.start()
+        try:
+            cluster.start()
+        except RuntimeError as exc:
+            print(f"spanstream kafka up: {exc}", file=sys.stderr)
+            return 1
         print(f"kafka ready at {cluster.bootstrap} (data in {args.data_dir})")
     elif args.action == "down":
         running = node.is_running()

@@ -172,6 +172,10 @@ class KafkaNode:
     def start(self, libs_dir: Path) -> None:
         if self.is_running():
             return
+        for port in (self.port, self.controller_port):
+            if _port_in_use(port):
+                raise RuntimeError(f"port {port} is already in use (another broker?): stop it, choose another "
+                                   "port (KAFKA_PORT=...), or point at it with KAFKA_BOOTSTRAP")
         log_dir = self.data_dir / "server-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = ["java", *_JVM_OPTS, f"-Dkafka.logs.dir={log_dir}",
@@ -211,6 +215,12 @@ class KafkaNode:
                 return True
             time.sleep(0.1)
         return False
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _pid_alive(pid: int) -> bool:

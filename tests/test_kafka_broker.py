@@ -67,3 +67,17 @@ async def test_three_nodes_survive_a_killed_broker(kafka_cluster3):
     assert kafka_cluster3.node(2).is_running()
     got = await _consume(bootstrap, topic, 60)
     assert sorted(got) == sorted(before + after)
+
+
+def test_launcher_refuses_a_port_already_in_use(tmp_path):
+    import socket
+
+    from stream.localkafka import KafkaCluster
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cluster = KafkaCluster.create(tmp_path, 1, ports=[(port, port + 1)])
+        with pytest.raises(RuntimeError, match="already in use"):
+            cluster.start()
