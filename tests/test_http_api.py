@@ -149,3 +149,17 @@ def test_concurrent_requests_share_batches_and_overload_is_429():
         assert max(b["batch_size"] for s, _, b in results if s == 200) > 4  # requests were coalesced
     finally:
         proc.stop()
+
+
+def test_readyz_turns_503_while_draining_then_process_exits_cleanly():
+    proc = ServeProc(env={"SPANSTREAM_DRAIN_SECONDS": "3"}).start()
+    assert request(proc.url + "/readyz")[0] == 200
+    proc.proc.send_signal(15)
+    import time
+
+    time.sleep(0.5)
+    status, headers, body = request(proc.url + "/readyz")
+    assert status == 503 and json.loads(body)["reason"] == "draining"
+    status, headers, body = post(proc, {"text": "Paris", "labels": ["city"]})
+    assert status == 503 and int(headers["Retry-After"]) >= 1
+    assert proc.proc.wait(30) == 0
