@@ -31,8 +31,6 @@ class ModelEngine(Protocol):
     def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
                 batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]: ...
 
-    def count_tokens(self, text: str) -> int: ...
-
 
 def default_model_path() -> Path:
     """The embedded default model shipped in ``models/``."""

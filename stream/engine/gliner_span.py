@@ -69,11 +69,6 @@ class GlinerSpanEngine:
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
                               str(folder.root), graph)
 
-    def count_tokens(self, text: str) -> int:
-        """Approximate cost of a text for batching budgets (words' sub-words, no prompt)."""
-        words = split_words(text).words
-        return int(sum(e.ids.size for e in self.encoder.encode_words([words]))) if words else 0
-
     def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
                 batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]:
         """``sort_by_length`` groups rows of similar length to minimise padding; turn it off to
