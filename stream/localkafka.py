@@ -274,15 +274,10 @@ class KafkaCluster:
             if (node.data_dir / "logs" / "meta.properties").exists():
                 continue
             cmd = ["java", "-cp", f"{self.libs_dir}/*", "kafka.tools.StorageTool", "format",
-                   "-t", cluster_id, "-c", str(node.data_dir / "server.properties"), "-g"]
+                   f"--cluster-id={cluster_id}", "-c", str(node.data_dir / "server.properties"), "-g"]
             if len(self.nodes) == 3:  # classic min-ISR semantics (KIP-966 off) for fault tests
                 cmd += ["--feature", "eligible.leader.replicas.version=0"]
-            for attempt in range(3):  # formatting is idempotent (-g); retry a transient JVM failure
-                proc = subprocess.run(cmd, capture_output=True, text=True,
-                                      env={**os.environ, "KAFKA_LOG4J_OPTS": ""})
-                if proc.returncode == 0:
-                    break
-                time.sleep(1 + attempt)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "KAFKA_LOG4J_OPTS": ""})
             if proc.returncode != 0:
                 raise RuntimeError(f"kafka storage format failed for node {node.node_id}:\n"
                                    f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -334,7 +329,14 @@ class KafkaCluster:
 
 
 def _random_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 chars)."""
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with '-': command-line parsers
+    would read it as an option.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

@@ -81,3 +81,10 @@ def test_launcher_refuses_a_port_already_in_use(tmp_path):
         cluster = KafkaCluster.create(tmp_path, 1, ports=[(port, port + 1)])
         with pytest.raises(RuntimeError, match="already in use"):
             cluster.start()
+
+
+def test_cluster_ids_are_valid_for_the_storage_tool():
+    from stream.localkafka import _random_cluster_id
+
+    ids = [_random_cluster_id() for _ in range(5000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
