@@ -13,16 +13,15 @@ def approx_tokens(text: str) -> int:
     return max(len(text) // 4, len(text.split())) + 1
 
 
-def split_by_budget(items: Sequence[T], cost: Callable[[T], int], max_tokens: int,
-                    max_items: int | None = None) -> list[list[T]]:
+def split_by_budget(items: Sequence[T], cost: Callable[[T], int], max_tokens: int) -> list[list[T]]:
     """Consecutive chunks whose summed cost stays within ``max_tokens`` (an over-budget item
-    goes alone) and whose length stays within ``max_items``. Order is preserved."""
+    goes alone). Order is preserved."""
     chunks: list[list[T]] = []
     current: list[T] = []
     used = 0
     for item in items:
         c = cost(item)
-        if current and (used + c > max_tokens or (max_items and len(current) >= max_items)):
+        if current and used + c > max_tokens:
             chunks.append(current)
             current, used = [], 0
         current.append(item)

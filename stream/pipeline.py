@@ -10,7 +10,7 @@ Kafka-agnostic (records in, ``Publisher`` out), so it is testable without faust.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stream.batcher import approx_tokens, split_by_budget
 from stream.codec import decode_input, encode_dead_letter, encode_entity_event, now_ms
@@ -32,9 +32,15 @@ class BatchProcessor:
     publisher: Publisher
     metrics: Metrics
     model_version: str = "1"
+    _params_by_threshold: dict[float, DecodeParams] = field(default_factory=dict, repr=False)
 
     def _params(self, threshold: float) -> DecodeParams:
-        return DecodeParams(threshold, self.cfg.flat_ner, self.cfg.multi_label, self.cfg.label_thresholds)
+        """One validated DecodeParams per distinct threshold, not one per event."""
+        params = self._params_by_threshold.get(threshold)
+        if params is None:
+            params = DecodeParams(threshold, self.cfg.flat_ner, self.cfg.multi_label, self.cfg.label_thresholds)
+            self._params_by_threshold[threshold] = params
+        return params
 
     def decode(self, ref: RecordRef) -> TextItem | DeadLetter:
         c = self.cfg
@@ -51,9 +57,9 @@ class BatchProcessor:
                                                   [self._params(i.threshold) for i in items])
         return results, timing.inference_seconds
 
-    async def _infer_all(self, items: list[TextItem]) -> dict[int, tuple[Extraction, float, int] | DeadLetter]:
-        """Results keyed by input offset order index; engine failures become dead letters."""
-        out: dict[int, tuple[Extraction, float, int] | DeadLetter] = {}
+    async def _infer_all(self, items: list[TextItem]) -> list[tuple[Extraction, float, int] | DeadLetter]:
+        """One outcome per item, in order; engine failures become dead letters."""
+        out: list[tuple[Extraction, float, int] | DeadLetter | None] = [None] * len(items)
         indexed = list(enumerate(items))
         for chunk in split_by_budget(indexed, lambda p: approx_tokens(p[1].text), self.cfg.max_tokens):
             try:
@@ -77,12 +83,11 @@ class BatchProcessor:
         for ref in refs:
             self.metrics.events_consumed.labels(cfg.name, ref.topic).inc()
         items = [d for d in decoded if isinstance(d, TextItem)]
-        results = await self._infer_all(items)
-        item_pos = {id(item): n for n, item in enumerate(items)}
+        outcomes = iter(await self._infer_all(items))
         records: list[OutRecord] = []
         dead: list[DeadLetter] = []
         for d in decoded:
-            outcome = results[item_pos[id(d)]] if isinstance(d, TextItem) else d
+            outcome = next(outcomes) if isinstance(d, TextItem) else d
             if isinstance(outcome, DeadLetter):
                 dead.append(outcome)
                 records.append(OutRecord(cfg.dead_letter_topic, encode_dead_letter(outcome, cfg.name),

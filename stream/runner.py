@@ -50,7 +50,6 @@ class _Request:
 class BatchTiming:
     """What one request experienced."""
 
-    queue_seconds: float
     inference_seconds: float
     batch_size: int
 
@@ -87,7 +86,7 @@ class InferenceQueue:
                      wait: bool = True) -> tuple[list[Extraction], BatchTiming]:
         """Extract for ``texts``; with ``wait=False`` raise EngineOverloaded when the queue is full."""
         if not texts:
-            return [], BatchTiming(0.0, 0.0, 0)
+            return [], BatchTiming(0.0, 0)
         self._ensure_started()
         n = len(texts)
         if self._queued_texts + n > self.max_queue_texts and self._queued_texts > 0:
@@ -152,8 +151,7 @@ class InferenceQueue:
                 elif error is not None:
                     r.future.set_exception(error)
                 else:
-                    r.future.set_result((results[offset:offset + len(r.texts)],
-                                         BatchTiming(started - r.enqueued, elapsed, len(texts))))
+                    r.future.set_result((results[offset:offset + len(r.texts)], BatchTiming(elapsed, len(texts))))
                 offset += len(r.texts)
             self._queued_texts -= len(texts)
             self.metrics.queue_depth.set(self._queued_texts)

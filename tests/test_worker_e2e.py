@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import uuid
 
 import orjson
 import pytest
 
 from stream.codec import DEAD_LETTER, ENTITY_EVENT, validator
-from tests.worker_harness import WorkerProc, consume, pipeline_toml, produce
+from tests.worker_harness import consume, pipeline_toml, produce
 
 pytestmark = pytest.mark.kafka
 
@@ -22,22 +21,6 @@ SENTENCES = ["Angela Merkel met Emmanuel Macron in Paris.", "Apple hired enginee
 async def topics(topic_factory):
     return {"in": await topic_factory(partitions=2, prefix="in"), "out": await topic_factory(partitions=2, prefix="out"),
             "dlq": await topic_factory(partitions=1, prefix="dlq")}
-
-
-@pytest.fixture
-def worker_factory(kafka_bootstrap, tmp_path):
-    started = []
-
-    def make(config: str, group: str | None = None, **kw) -> WorkerProc:
-        w = WorkerProc(tmp_path / f"w{len(started)}", kafka_bootstrap, config, group or f"g-{uuid.uuid4().hex[:8]}",
-                       **kw).start()
-        started.append(w)
-        return w
-
-    yield make
-    for w in started:
-        if w.proc.poll() is None:
-            w.kill()
 
 
 async def test_events_in_entity_events_out(kafka_bootstrap, topics, worker_factory):

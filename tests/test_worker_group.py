@@ -10,7 +10,7 @@ import uuid
 import orjson
 import pytest
 
-from tests.test_worker_e2e import SENTENCES, worker_factory  # noqa: F401  (fixture)
+from tests.test_worker_e2e import SENTENCES
 from tests.worker_harness import consume, pipeline_toml, produce
 
 pytestmark = pytest.mark.kafka
@@ -32,7 +32,7 @@ async def _topics(topic_factory, partitions: int):
 
 
 async def test_two_workers_split_partitions_and_process_each_event_once(kafka_bootstrap, topic_factory,
-                                                                        worker_factory):  # noqa: F811
+                                                                        worker_factory):
     inp, out, dlq = await _topics(topic_factory, 4)
     config = pipeline_toml("group", inp, out, dlq)
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -54,7 +54,7 @@ async def test_two_workers_split_partitions_and_process_each_event_once(kafka_bo
     assert a.terminate() == 0 and b.terminate() == 0
 
 
-async def test_kill9_survivor_takes_over_nothing_lost(kafka_bootstrap, topic_factory, worker_factory):  # noqa: F811
+async def test_kill9_survivor_takes_over_nothing_lost(kafka_bootstrap, topic_factory, worker_factory):
     inp, out, dlq = await _topics(topic_factory, 4)
     config = pipeline_toml("failover", inp, out, dlq, max_events=8)
     group = f"g-{uuid.uuid4().hex[:8]}"
@@ -83,7 +83,7 @@ async def test_kill9_survivor_takes_over_nothing_lost(kafka_bootstrap, topic_fac
     assert b.terminate() == 0
 
 
-async def test_sigterm_drains_and_commits(kafka_bootstrap, topic_factory, worker_factory):  # noqa: F811
+async def test_sigterm_drains_and_commits(kafka_bootstrap, topic_factory, worker_factory):
     inp, out, dlq = await _topics(topic_factory, 2)
     config = pipeline_toml("drain", inp, out, dlq, max_events=16)
     group = f"g-{uuid.uuid4().hex[:8]}"

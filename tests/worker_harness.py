@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from stream.localkafka import free_port
@@ -135,3 +136,19 @@ async def consume(bootstrap: str, topics: list[str], expected: int, timeout: flo
     finally:
         await consumer.stop()
     return out
+
+
+@pytest.fixture
+def worker_factory(kafka_bootstrap, tmp_path):
+    started = []
+
+    def make(config: str, group: str | None = None, **kw) -> WorkerProc:
+        w = WorkerProc(tmp_path / f"w{len(started)}", kafka_bootstrap, config, group or f"g-{uuid.uuid4().hex[:8]}",
+                       **kw).start()
+        started.append(w)
+        return w
+
+    yield make
+    for w in started:
+        if w.proc.poll() is None:
+            w.kill()

@@ -80,7 +80,7 @@ def _one(nodes, suffix: str):
     return found[0]
 
 
-def _linear(graph, add_node, producers, inits) -> tuple[np.ndarray, np.ndarray]:
+def _linear(add_node, producers, inits) -> tuple[np.ndarray, np.ndarray]:
     """(W [in, out], b [out]) of the Linear whose bias Add is ``add_node`` (fp32 or int8 export)."""
     from onnx import numpy_helper
 
@@ -169,8 +169,8 @@ def rewrite(src: Path, max_width: int, span_idx: str, span_mask: str):
     prompts = einsum.input[1]
     s_out = _one(graph.node, "project_start/project_start.3/Add").output[0]
     e_out = _one(graph.node, "project_end/project_end.3/Add").output[0]
-    w1, b1 = _linear(graph, _one(graph.node, "out_project/out_project.0/Add"), producers, inits)
-    w2, b2 = _linear(graph, _one(graph.node, "out_project/out_project.3/Add"), producers, inits)
+    w1, b1 = _linear(_one(graph.node, "out_project/out_project.0/Add"), producers, inits)
+    w2, b2 = _linear(_one(graph.node, "out_project/out_project.3/Add"), producers, inits)
     d = w2.shape[1]
     hidden = w2.shape[0]
     if w1.shape != (2 * d, hidden):
