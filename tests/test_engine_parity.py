@@ -105,3 +105,16 @@ def test_parity_with_gliner(name, reference, variant, graph, record_property):
     record_property("max_delta", worst)
     assert compared > 0
     print(f"PARITY {name} vs {reference} ({graph}): {len(case['texts'])} texts, {compared} entities, max delta {worst:.2e}")
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_fast_graph_fuses_attention_and_span_head(variant):
+    """The parity above runs on the derived graph; this pins down that it *is* derived — every
+    attention block fused, the exported span head gone — so a silent fallback cannot pass."""
+    import onnx
+
+    ex = extractor(variant, "fast")
+    ops = [n.op_type for n in onnx.load(str(ex.engine.session.path), load_external_data=False).graph.node]
+    layers = json.loads((MODEL / "gliner_config.json").read_text())["encoder_config"]["num_hidden_layers"]
+    assert ops.count("MultiHeadAttention") == layers
+    assert "Softmax" not in ops and "Einsum" not in ops

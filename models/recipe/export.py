@@ -9,7 +9,8 @@ from pathlib import Path
 SHIP = ("model_quantized.onnx", "gliner_config.json", "tokenizer.json", "tokenizer_config.json")
 
 
-def export(final: Path, onnx_dir: Path, dest: Path) -> Path:
+def export(final: Path, onnx_dir: Path, dest: Path, calibration: list[str]) -> Path:
+    """``calibration``: held-out recipe text whose activations place the int8 outlier split."""
     from gliner import GLiNER
 
     from models.recipe.quantize import quantize
@@ -19,11 +20,12 @@ def export(final: Path, onnx_dir: Path, dest: Path) -> Path:
         model.eval()
         model.save_pretrained(onnx_dir, safe_serialization=True)
         model.export_to_onnx(onnx_dir, quantize=True, opset=19)
-    marker = onnx_dir / ".per-channel-int8"
+    marker = onnx_dir / ".int8-outlier-split"
     if not marker.exists():
-        # Replace gliner's per-tensor u8 quantization: per-channel s8 weights (and int8 embeddings)
-        # ran 1.4x faster with better agreement to fp32 in bench, and keep the file under 50 MB.
-        quantize(onnx_dir / "model.onnx", onnx_dir / "model_quantized.onnx")
+        # Replace gliner's per-tensor u8 quantization (see quantize.py): per-channel s8 weights,
+        # outlier channels split off in fp32, fp16 embeddings; 98.5% of entities agree with fp32
+        # instead of 95.8%, and the file stays under 50 MB.
+        quantize(onnx_dir / "model.onnx", onnx_dir / "model_quantized.onnx", calibration)
         marker.touch()
     dest.mkdir(parents=True, exist_ok=True)
     for name in SHIP:
