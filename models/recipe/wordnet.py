@@ -71,6 +71,7 @@ class WordNet:
             ptrs = [fields[pos + 1 + 4 * i: pos + 5 + 4 * i] for i in range(int(fields[pos]))]
             self.synsets[offset] = Synset(lemmas, tuple(p[1] for p in ptrs if p[0] == "@"),
                                           tuple(p[1] for p in ptrs if p[0] == "@i"))
+        self._ancestors: dict[str, frozenset[str]] = {}
         self.first_sense: dict[str, str] = {}
         self.n_senses: dict[str, int] = {}
         for line in (wordnet_dir / "index.noun").read_text(encoding="latin-1").splitlines():
@@ -92,10 +93,6 @@ class WordNet:
     def ancestors(self, offset: str) -> frozenset[str]:
         """Every hypernym (and instance class) above ``offset``, itself included."""
         return self._ancestors.get(offset) or self._walk(offset)
-
-    @cached_property
-    def _ancestors(self) -> dict[str, frozenset[str]]:
-        return {}
 
     def _walk(self, offset: str) -> frozenset[str]:
         syn = self.synsets.get(offset)
@@ -150,15 +147,6 @@ class WordNet:
         return (self.depth.get(offset, 0) >= MIN_LABEL_DEPTH and name not in GENERIC
                 and not set(name.split()) & HELD_OUT_WORDS)
 
-    def instance_classes(self) -> dict[str, str]:
-        """lower-cased instance name ('mozart', 'new york') → class name ('composer', 'city')."""
-        out = {}
-        for lemma, offset in self.first_sense.items():
-            classes = self.synsets[offset].instance_of
-            if classes:
-                out[lemma] = self.name(classes[0])
-        return out
-
     def instance_ancestors(self, lemma: str) -> tuple[str, ...]:
         """Classes above a named instance (Nile → river → stream → body of water), held-out free.
 
@@ -171,6 +159,3 @@ class WordNet:
         return tuple(sorted(a for a in up if self._labelworthy(a) and not self.ancestors(a) & held_out
                             and PHYSICAL in self.ancestors(a)))
 
-
-def instance_classes(wordnet_dir: Path = WORDNET_DIR) -> dict[str, str]:
-    return WordNet(wordnet_dir).instance_classes()

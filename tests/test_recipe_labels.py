@@ -1,0 +1,43 @@
+"""Training labels from WordNet classes: whole-chunk consistency and held-out types never used."""
+
+from __future__ import annotations
+
+import random
+
+from models.recipe.data import TEACHER_NAMES, _with_negatives, label_names, wordnet_spans
+from models.recipe.labels import UNSEEN_TYPES
+from models.recipe.wordnet import Synset
+
+
+class FakeWordNet:
+    synsets = {
+        "weapon": Synset(("weapon", "arm", "weapon system"), (), ()),
+        "gun": Synset(("gun",), ("weapon",), ()),
+        "drug": Synset(("drug",), (), ()),
+        "place": Synset(("location",), (), ()),
+    }
+
+
+def test_every_mention_of_a_chosen_class_is_labelled():
+    mentions = [(0, 5, frozenset({"weapon", "gun"})), (10, 15, frozenset({"weapon"})), (20, 25, frozenset({"gun"}))]
+    for seed in range(20):
+        spans = wordnet_spans(FakeWordNet(), mentions, random.Random(seed))
+        for name in {label for *_, label in spans}:
+            cls = next(c for c, s in FakeWordNet.synsets.items() if name in s.lemmas)
+            labelled = {(s, e) for s, e, label in spans if label == name}
+            assert labelled == {(s, e) for s, e, classes in mentions if cls in classes}
+
+
+def test_names_sharing_a_word_with_unseen_types_or_teacher_labels_are_never_used():
+    assert label_names(FakeWordNet(), "drug") == []          # "drug" ~ medication (held out)
+    assert label_names(FakeWordNet(), "place") == []         # teacher label, left to the teacher
+    assert label_names(FakeWordNet(), "weapon") == ["weapon", "arm"]  # first two names only
+    assert "location" in TEACHER_NAMES
+
+
+def test_negatives_never_include_unseen_types_or_present_classes():
+    pool = sorted(UNSEEN_TYPES) + ["planet", "ship", "vehicle"] * 3
+    for seed in range(50):
+        row = _with_negatives({"tokenized_text": ["a"], "ner": [[0, 0, "ship"]]}, pool, ["gun", "river"] * 4,
+                              {"river"}, random.Random(seed))
+        assert not set(row["ner_negatives"]) & (UNSEEN_TYPES | {"ship", "river"})
