@@ -84,6 +84,9 @@ Produced by `python -m models.recipe.evaluate` (part of `make model`).
 
 Teacher labels are silver, not gold: the model inherits spaCy's errors, and WordNet's first
 sense is sometimes the wrong one. The zero-shot types come only from label-name generalisation
-(the encoder's knowledge plus WordNet classes), so recall on unseen types is modest. Uncased encoder: "apple" and "Apple" look the same.
+(the encoder's knowledge plus WordNet classes), so recall on unseen types is modest. Countries
+come out as `city` when both labels are asked for (F1 0.0 for `country` on the gold set): the
+teacher paraphrase "country, city or state" taught the word "city" for every GPE — the next
+recipe change. Uncased encoder: "apple" and "Apple" look the same.
 """
     (dest / "README.md").write_text(card)
