@@ -15,7 +15,7 @@ up to float rounding. Rows of up to WIDE_ROWS words score all spans in one [B, W
 
 The encoder's attention, as transformers' SDPA path exports it, spells out reshapes, scaled
 operands, a mask on [B, H, T, T], Softmax and a NaN guard per layer; each block becomes one
-``com.microsoft.MultiHeadAttention`` over the exported Q/K/V projections (1.4× on int8
+``com.microsoft.MultiHeadAttention`` over the exported Q/K/V projections (1.3× on int8
 paragraph batches). Graphs whose attention does not match keep it, with the NaN guards
 dropped where a finite mask fill makes them unnecessary.
 
