@@ -37,22 +37,13 @@ def monkeypatch_module():
     mp.undo()
 
 
-def _feeds() -> list[dict]:
-    ex = Extractor.load(TINY, variant="fp32", graph="exported")
-    feeds: list[dict] = []
-    run = ex.engine.session.run
-    ex.engine.session.run = lambda feed: (feeds.append(feed), run(feed))[1]
-    ex.extract(TEXTS, ["person", "organization", "location", "date"])
-    return feeds
-
-
 def test_outlier_split_is_exact_in_fp32(split_model):
     path, side_nodes = split_model
     names = {n.name for n in onnx.load(str(path)).graph.node}
     assert side_nodes and set(side_nodes) <= names  # something was split off
     original = ort.InferenceSession(str(TINY / "model.onnx"))
     split = ort.InferenceSession(str(path))
-    for feed in _feeds():
+    for feed in recipe_quantize.model_feeds(TINY, TEXTS, ["person", "organization", "location", "date"]):
         a = original.run(["logits"], feed)[0]
         b = split.run(["logits"], feed)[0]
         assert np.abs(a - b).max() < 1e-4

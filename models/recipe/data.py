@@ -108,14 +108,14 @@ def teacher_chunks(nlp, paragraphs: list[str]):
                 text = doc.text[chunk_start:end]
                 ents = [(e.start_char - chunk_start, e.end_char - chunk_start, e.label_)
                         for e in doc.ents if e.start_char >= chunk_start and e.end_char <= end]
-                nouns = [(s - chunk_start, e - chunk_start, lemma) for s, e, lemma in _nouns(doc)
+                nouns = [(s - chunk_start, e - chunk_start, lemma) for s, e, lemma in common_nouns(doc)
                          if s >= chunk_start and e <= end]
                 if len(text.split()) <= MAX_CHUNK_WORDS * 1.5:
                     yield text, ents, nouns
                 chunk_start, chunk_words = None, 0
 
 
-def _nouns(doc):
+def common_nouns(doc):
     """Common nouns (and two-word compounds ending in one) not inside a named entity."""
     in_ent = {t.i for e in doc.ents for t in e}
     for tok in doc:

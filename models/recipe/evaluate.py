@@ -116,7 +116,7 @@ def dev_classes(work: Path, limit: int = 600) -> tuple[list[str], list[list[str]
         import random
 
         from models.recipe import SEED
-        from models.recipe.data import _nouns, class_mentions, load_tagger, wordnet_spans
+        from models.recipe.data import class_mentions, common_nouns, load_tagger, wordnet_spans
         from models.recipe.wordnet import WordNet
 
         nlp, wn, rng = load_tagger(), WordNet(), random.Random(SEED + 1)
@@ -124,7 +124,7 @@ def dev_classes(work: Path, limit: int = 600) -> tuple[list[str], list[list[str]
         with open(cache, "w") as fh:
             for doc in nlp.pipe(texts[:limit], batch_size=64):
                 ents = [(e.start_char, e.end_char, e.label_) for e in doc.ents]
-                spans = wordnet_spans(wn, class_mentions(wn, doc.text, ents, list(_nouns(doc))), rng)
+                spans = wordnet_spans(wn, class_mentions(wn, doc.text, ents, list(common_nouns(doc))), rng)
                 if spans:
                     fh.write(json.dumps({"text": doc.text, "spans": spans}) + "\n")
     rows = [json.loads(line) for line in open(cache)]

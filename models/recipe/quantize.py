@@ -30,6 +30,7 @@ SPLIT = re.compile(r"encoder/layer\.\d+/(attention/self/(query|key|value)|attent
 OUTLIER_RATIO = 3.0  # a channel is an outlier above this × the median channel absmax
 MAX_OUTLIERS = 24
 CALIBRATION_TEXTS = 200
+CALIBRATION_LABELS = ["person", "organization", "location", "date", "event", "product"]
 
 
 def quantize(fp32: Path, out: Path, calibration: list[str]) -> Path:
@@ -44,7 +45,7 @@ def quantize(fp32: Path, out: Path, calibration: list[str]) -> Path:
 
 
 def _targets(graph) -> dict[str, list]:
-    """activation name → the smoothed MatMuls (constant weights) that read it."""
+    """activation name → the split MatMuls (constant weights) that read it."""
     inits = {i.name for i in graph.initializer}
     by_input: dict[str, list] = {}
     for node in graph.node:
@@ -53,24 +54,29 @@ def _targets(graph) -> dict[str, list]:
     return by_input
 
 
+def model_feeds(folder: Path, texts: list[str], labels: list[str]) -> list[dict]:
+    """The ONNX feeds spanstream's engine builds for ``texts`` (batches of 16), for calibration."""
+    from stream.engine import Extractor
+
+    extractor = Extractor.load(folder, variant="fp32", graph="exported")
+    feeds: list[dict] = []
+    run = extractor.engine.session.run
+    extractor.engine.session.run = lambda feed: (feeds.append(feed), run(feed))[1]
+    extractor.extract(texts, labels, batch_size=16)
+    return feeds
+
+
 def activation_absmax(fp32: Path, names: list[str], texts: list[str]) -> dict[str, np.ndarray]:
     """Per-channel max |x| of the named activations over real (non-padding) tokens of ``texts``."""
     import onnx
     import onnxruntime as ort
 
-    from stream.engine import Extractor
-
     model = onnx.load(str(fp32))
     for name in names:
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    extractor = Extractor.load(fp32.parent, variant="fp32", graph="exported")
-    feeds: list[dict] = []
-    run = extractor.engine.session.run
-    extractor.engine.session.run = lambda feed: (feeds.append(feed), run(feed))[1]
-    extractor.extract(texts, ["person", "organization", "location", "date", "event", "product"], batch_size=16)
     absmax: dict[str, np.ndarray] = {}
-    for feed in feeds:
+    for feed in model_feeds(fp32.parent, texts, CALIBRATION_LABELS):
         real = feed["attention_mask"].astype(bool)
         for name, value in zip(names, session.run(names, feed)):
             m = np.abs(value[real]).max(axis=0)
@@ -79,7 +85,7 @@ def activation_absmax(fp32: Path, names: list[str], texts: list[str]) -> dict[st
 
 
 def split_outliers(fp32: Path, out: Path, texts: list[str]) -> tuple[Path, list[str]]:
-    """Route each smoothed input's outlier channels through a small fp32 MatMul (LLM.int8()-style).
+    """Route each split input's outlier channels through a small fp32 MatMul (LLM.int8()-style).
 
     ``X·W = (X·m)·W_rest + X[:, o]·W[o, :]`` where ``o`` are the few channels whose calibrated
     absmax exceeds OUTLIER_RATIO × the median channel, ``m`` zeroes them and ``W_rest`` has their
@@ -104,19 +110,20 @@ def split_outliers(fp32: Path, out: Path, texts: list[str]) -> tuple[Path, list[
     for k, (act, matmuls) in enumerate(targets.items()):
         channels = absmax[act]
         outliers = np.flatnonzero(channels > OUTLIER_RATIO * np.median(channels))
-        outliers = outliers[np.argsort(-channels[outliers])][:MAX_OUTLIERS]
+        outliers = np.sort(outliers[np.argsort(-channels[outliers])][:MAX_OUTLIERS])
         if outliers.size == 0:
             continue
         p = f"/spanstream/outliers/{k}/"
         keep = np.ones(channels.size, dtype=np.float32)
         keep[outliers] = 0.0
         graph.initializer.extend([numpy_helper.from_array(keep, p + "keep"),
-                                  numpy_helper.from_array(np.sort(outliers).astype(np.int64), p + "idx")])
+                                  numpy_helper.from_array(outliers.astype(np.int64), p + "idx")])
         inserts.append((act, [helper.make_node("Mul", [act, p + "keep"], [p + "x_rest"], name=p + "Mul"),
                               helper.make_node("Gather", [act, p + "idx"], [p + "x_out"], axis=-1, name=p + "Gather")]))
+        keep_fp32.append(p + "Gather")
         for j, m in enumerate(matmuls):
             w = numpy_helper.to_array(inits[m.input[1]])
-            w_out = w[np.sort(outliers)]
+            w_out = w[outliers]
             w_rest = w.copy()
             w_rest[outliers] = 0.0
             inits[m.input[1]].CopyFrom(numpy_helper.from_array(w_rest.astype(np.float32), m.input[1]))
@@ -132,13 +139,13 @@ def split_outliers(fp32: Path, out: Path, texts: list[str]) -> tuple[Path, list[
             if anchor is not m:
                 consumers[anchor.output[0]] = consumers.pop(y, [])
             side = f"{p}MatMul_out{j}"
-            keep_fp32 += [side, p + "Gather"]
+            keep_fp32.append(side)
             appends.append((anchor, [helper.make_node("MatMul", [p + "x_out", f"{p}w_out{j}"], [f"{p}y_out{j}"],
                                                       name=side),
                                      helper.make_node("Add", [f"{p}y_rest{j}", f"{p}y_out{j}"], [y], name=f"{p}Add{j}")]))
     # Embedding tables in fp16 instead of int8: half the fp32 size, and int8 rows were the largest
     # remaining error against fp32 once outliers were split off.
-    for i, node in enumerate(list(graph.node)):
+    for node in graph.node:
         table = inits.get(node.input[0]) if node.op_type == "Gather" else None
         if table is not None and np.prod(table.dims) > 1_000_000 and table.data_type == onnx.TensorProto.FLOAT:
             table.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(table).astype(np.float16), table.name))

@@ -16,17 +16,18 @@ from pathlib import Path
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 
+PEOPLE = "00007846"  # person.n.01
+PHYSICAL = "00001930"  # physical_entity.n.01
 # Subtrees never used as labels or negatives, so the gold set's unseen types stay unseen:
 # drug/medication, disease, food (both senses), musical instrument, award, programming language,
 # team, and people (roles and occupations would teach "job title").
 HELD_OUT_SYNSETS = frozenset({
     "03247620", "03740161", "14070360", "00021265", "07555863", "03800933", "06696483", "00087663",
-    "06898352", "08208560", "00007846",
+    "06898352", "08208560", PEOPLE,
 })
 # Common nouns are labelled only under these roots (concrete things, substances, living things,
 # fields of study, sports, languages); abstract senses are too noisy with first-sense lookup.
-NOUN_ROOTS = frozenset({"00001930", "05996646", "00523513", "06282651"})
-PEOPLE = "00007846"
+NOUN_ROOTS = frozenset({PHYSICAL, "05996646", "00523513", "06282651"})
 # Common nouns under these are left to the teacher or too often a wrong sense: locations
 # ("the state" is a polity, not a region), processes/phenomena ("currents" of thought).
 NOUN_EXCLUDED = frozenset({"00027167", "00029677"})
@@ -40,7 +41,6 @@ GENERIC = frozenset({"organism", "instrumentality", "activity", "diversion", "ar
 HELD_OUT_WORDS = frozenset({"medication", "medicine", "drug", "disease", "illness", "food", "instrument", "team",
                             "award", "prize", "job", "occupation", "programming"})
 ROOT = "00001740"  # entity.n.01
-PHYSICAL = "00001930"  # physical_entity.n.01: abstract classes of names ("imagination" for Zeus) are noise
 MIN_LABEL_DEPTH = 3  # classes nearer the root say nothing (deeper generic ones: GENERIC)
 
 
@@ -155,6 +155,7 @@ class WordNet:
         if offset is None or not self.synsets[offset].instance_of:
             return ()
         up = self.ancestors(offset) - {offset}
+        # abstract classes of names ("imagination" for Zeus) are noise, hence PHYSICAL below
         held_out = HELD_OUT_SYNSETS - {PEOPLE}
         return tuple(sorted(a for a in up if self._labelworthy(a) and not self.ancestors(a) & held_out
                             and PHYSICAL in self.ancestors(a)))

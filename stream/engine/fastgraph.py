@@ -192,7 +192,7 @@ def _fuse_attention(nodes, inits, p: str, mask_input: str):
         raise GraphPatternError("no attention Softmax")
     mask = p + "attention_mask_i32"
     extra = [helper.make_node("Cast", [mask_input], [mask], to=TensorProto.INT32)]
-    replaced: dict[str, object] = {}
+    replaced: set[int] = set()  # ids: protobuf messages compare by content, not identity
     for sm in softmaxes:
         add = producers.get(sm.input[0])
         scores = next((producers[i] for i in (add.input if add is not None and add.op_type == "Add" else ())
@@ -220,8 +220,8 @@ def _fuse_attention(nodes, inits, p: str, mask_input: str):
         extra.append(helper.make_node(
             "MultiHeadAttention", [q, k, v, "", mask], [reshape.output[0]], name=p + sm.name.replace("/", "_"),
             domain="com.microsoft", num_heads=hidden // head_size, scale=q_scale * k_scale))
-        replaced[reshape.output[0]] = reshape
-    kept = [n for n in nodes if n not in replaced.values()]
+        replaced.add(id(reshape))
+    kept = [n for n in nodes if id(n) not in replaced]
     return kept, extra
 
 
@@ -239,7 +239,7 @@ def _lighten_attention(nodes, producers, inits, p: str):
     from onnx import numpy_helper
 
     if any(node.op_type == "DynamicQuantizeLinear" for node in nodes):
-        return nodes, [], []
+        return nodes, []
     neg_inf_fills = []
     guards = []
     for node in nodes:
@@ -253,18 +253,19 @@ def _lighten_attention(nodes, producers, inits, p: str):
         if fill is not None and fill.size == 1 and np.isneginf(fill).all() and "attention" in node.name:
             neg_inf_fills.append((node, fill))
     if not guards or not neg_inf_fills:
-        return nodes, [], []
+        return nodes, []
     extra_inits = []
     for i, (node, fill) in enumerate(neg_inf_fills):
         name = f"{p}attn_mask_fill_{i}"
         extra_inits.append(numpy_helper.from_array(np.full(fill.shape, -1e30, dtype=np.float32), name))
         node.input[2] = name
     rename = {g.output[0]: g.input[2] for g in guards}
-    kept = [n for n in nodes if n not in guards]
+    guard_ids = {id(g) for g in guards}
+    kept = [n for n in nodes if id(n) not in guard_ids]
     for node in kept:
         for i, name in enumerate(node.input):
             node.input[i] = rename.get(name, name)
-    return kept, [], extra_inits
+    return kept, extra_inits
 
 
 def _head_all_widths(p: str, span_idx: str, span_mask: str):
@@ -392,7 +393,8 @@ def rewrite(src: Path, max_width: int, span_idx: str, span_mask: str):
             model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     except GraphPatternError as exc:
         log.info("%s: attention left as exported (%s)", src, exc)
-        kept, attention_nodes, mask_inits = _lighten_attention(kept, producers, inits, p)
+        attention_nodes = []
+        kept, mask_inits = _lighten_attention(kept, producers, inits, p)
         new_inits += mask_inits
     all_nodes = kept + attention_nodes + new_nodes
     # keep only what 'logits' needs
