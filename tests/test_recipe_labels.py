@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from models.recipe.data import TEACHER_NAMES, _with_negatives, label_names, wordnet_spans
+from models.recipe.data import PLACE_CLASSES, TEACHER_NAMES, _with_negatives, label_names, wordnet_spans
 from models.recipe.labels import UNSEEN_TYPES
 from models.recipe.wordnet import Synset
 
@@ -15,6 +15,8 @@ class FakeWordNet:
         "gun": Synset(("gun",), ("weapon",), ()),
         "drug": Synset(("drug",), (), ()),
         "place": Synset(("location",), (), ()),
+        PLACE_CLASSES[0]: Synset(("country", "state", "land"), (), ()),
+        PLACE_CLASSES[1]: Synset(("city", "metropolis"), (), ()),
     }
 
 
@@ -41,3 +43,21 @@ def test_negatives_never_include_unseen_types_or_present_classes():
         row = _with_negatives({"tokenized_text": ["a"], "ner": [[0, 0, "ship"]]}, pool, ["gun", "river"] * 4,
                               {"river"}, random.Random(seed))
         assert not set(row["ner_negatives"]) & (UNSEEN_TYPES | {"ship", "river"})
+
+
+def test_place_classes_are_labelled_often_and_never_on_the_wrong_place():
+    country, city = PLACE_CLASSES[:2]
+    mentions = [(0, 6, frozenset({country})), (10, 15, frozenset({city})), (20, 25, frozenset({"gun"}))]
+    picked = 0
+    for seed in range(100):
+        spans = wordnet_spans(FakeWordNet(), mentions, random.Random(seed))
+        names = {(s, label) for s, _, label in spans}
+        picked += any(label in ("country", "state") for _, label in names)
+        assert not {(0, "city"), (0, "metropolis"), (10, "country"), (10, "state")} & names
+    assert picked >= 60  # chosen far more often than a random class among a chunk's classes
+
+
+def test_hard_negatives_are_added_unless_present():
+    row = _with_negatives({"tokenized_text": ["Paris"], "ner": [[0, 0, "city"]]}, ["planet"] * 16, ["gun"] * 8,
+                          {"city", "metropolis"}, random.Random(0), hard=["country", "city"])
+    assert "country" in row["ner_negatives"] and "city" not in row["ner_negatives"]

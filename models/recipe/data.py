@@ -27,6 +27,11 @@ from stream.engine.splitter import split_words
 
 MAX_CHUNK_WORDS = 60
 MAX_CLASSES_PER_CHUNK = 5
+# WordNet classes that tell places apart (country.n.04, city.n.01, continent.n.01). Whenever a
+# chunk mentions one it is labelled (with probability PLACE_RATE), and the others are negatives,
+# so "country" and "city" are learnt as different things, not as synonyms of "location".
+PLACE_CLASSES = ("08544813", "08524735", "09254614")
+PLACE_RATE = 0.75
 # WordNet classes named like a teacher label ("person", "location") would label only the names
 # WordNet knows and contradict the teacher on the rest, so they are left to the teacher.
 TEACHER_NAMES = frozenset(n for names in SPACY_LABELS.values() for n in names)
@@ -156,7 +161,8 @@ def wordnet_spans(wn: WordNet, mentions, rng: random.Random) -> list[tuple[int, 
     """Pick a few classes of this chunk's mentions; label every mention of each chosen class."""
     if not mentions:
         return []
-    chosen: set[str] = set()
+    present = {c for *_, classes in mentions for c in classes}
+    chosen = {c for c in PLACE_CLASSES if c in present and rng.random() < PLACE_RATE}
     for _ in range(rng.randint(1, MAX_CLASSES_PER_CHUNK)):
         _, _, classes = rng.choice(mentions)
         chosen.add(rng.choice(sorted(classes)))
@@ -168,6 +174,15 @@ def wordnet_spans(wn: WordNet, mentions, rng: random.Random) -> list[tuple[int, 
         name = rng.choice(names)
         spans += [(s, e, name) for s, e, classes in mentions if offset in classes]
     return spans
+
+
+def place_negatives(wn: WordNet, text: str, ents, classes: set[str]) -> list[str]:
+    """"country"/"city"/"continent" as negatives when the chunk has places but none of that class —
+    only if WordNet knows every place the teacher found, else an unknown town would be a false no."""
+    places = [text[s:e].lower().removeprefix("the ") for s, e, t in ents if t in ("GPE", "LOC")]
+    if not places or not all(wn.instance_ancestors(p) for p in places):
+        return []
+    return [wn.name(c) for c in PLACE_CLASSES if c not in classes]
 
 
 def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
@@ -194,9 +209,11 @@ def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
             # WordNet classes on top of the teacher's (multi-label spans).
             mentions = class_mentions(wn, chunk, ents, nouns)
             spans += wordnet_spans(wn, mentions, rng)
-            present = {n for *_, classes in mentions for c in classes for n in wn.synsets[c].lemmas}
+            classes = {c for *_, cs in mentions for c in cs}
+            present = {n for c in classes for n in wn.synsets[c].lemmas}
             words, ner = char_to_word_spans(chunk, spans)
-            train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, present, rng))
+            train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, present, rng,
+                                         place_negatives(wn, chunk, ents, classes)))
     for text, spans in generate_pii(pii_count, SEED):
         words, ner = char_to_word_spans(text, spans)
         train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, set(), rng))
@@ -215,14 +232,15 @@ def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
 
 
 def _with_negatives(row: dict, pool: list[str], wn_pool: list[str], present: set[str],
-                    rng: random.Random) -> dict:
+                    rng: random.Random, hard: list[str] = ()) -> dict:
     """Label names absent from the example: teacher/PII names and WordNet classes that no mention
-    of the chunk belongs to."""
+    of the chunk belongs to, plus ``hard`` ones (sibling place classes of the chunk's places)."""
     positives = {label for *_, label in row["ner"]} | present
     candidates = rng.sample(pool, 8) + rng.sample(wn_pool, 8)
     negatives = [x for x in candidates if x not in positives and x not in UNSEEN_TYPES]
     rng.shuffle(negatives)
-    row["ner_negatives"] = negatives[: rng.randint(2, 10)]
+    negatives = negatives[: rng.randint(2, 10)]
+    row["ner_negatives"] = negatives + [x for x in hard if x not in positives and x not in negatives]
     return row
 
 

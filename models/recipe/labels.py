@@ -6,8 +6,12 @@ from __future__ import annotations
 # that paraphrases mean the same thing.
 SPACY_LABELS: dict[str, list[str]] = {
     "PERSON": ["person", "people's names", "individual", "name of a person", "human"],
-    "ORG": ["organization", "company", "institution", "organisation", "agency or company"],
-    "GPE": ["location", "country, city or state", "geopolitical entity", "place"],
+    # Not "company": spaCy's ORG is as often a party, university or club; WordNet's finer classes
+    # (company, university, ...) label the mentions it knows.
+    "ORG": ["organization", "organisation", "institution", "organization name"],
+    # Not "country, city or state": that paraphrase taught the word "city" for every country.
+    # Countries, cities and states get their own names from WordNet (data.PLACE_CLASSES).
+    "GPE": ["location", "geopolitical entity", "place"],
     "LOC": ["location", "geographic feature", "place", "region"],
     "DATE": ["date", "calendar date", "day or year"],
     "TIME": ["time", "time of day"],

@@ -36,13 +36,29 @@ SLOT_LABELS = {
 
 def _value(fake, slot: str) -> str:
     return {
-        "email": fake.email, "phone": fake.phone_number, "iban": fake.iban,
+        "email": lambda: _email(fake), "phone": fake.phone_number, "iban": fake.iban,
         "address": lambda: fake.street_address(), "dob": lambda: fake.date_of_birth().strftime(
             random.choice(["%d %B %Y", "%Y-%m-%d", "%m/%d/%Y"])),
         "card": fake.credit_card_number, "ip": fake.ipv4, "url": fake.url, "postcode": fake.postcode,
         "username": fake.user_name, "plate": fake.license_plate, "ssn": fake.ssn, "person": fake.name,
         "company": fake.company, "city": fake.city,
     }[slot]()
+
+
+# faker's own e-mail domains are a handful of free-mail and example.* names; real addresses (and
+# reserved test domains) end in anything, so the model must not learn a TLD list.
+TLDS = ["com", "org", "net", "de", "fr", "co.uk", "io", "edu", "gov", "info", "eu", "example", "test", "ai",
+        "app", "dev", "nl", "ch", "es", "it"]
+
+
+def _email(fake) -> str:
+    if random.random() < 0.4:
+        return fake.email()
+    local = random.choice([fake.user_name(), fake.first_name(), f"{fake.first_name()[0]}.{fake.last_name()}",
+                           random.choice(["info", "support", "sales", "press", "hr", "billing", "contact", "it-help"])])
+    local = re.sub(r"[^a-z0-9._-]", "", local.lower()) or "info"
+    domain = "-".join(fake.domain_word() for _ in range(random.choice([1, 1, 2])))
+    return f"{local}@{domain}.{random.choice(TLDS)}"
 
 
 def generate(n: int, seed: int) -> list[tuple[str, list[tuple[int, int, str]]]]:

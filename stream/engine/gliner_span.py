@@ -18,7 +18,7 @@ from stream.engine.params import DecodeParams
 from stream.engine.prompt import EncodedWords, PromptEncoder, Row
 from stream.engine.session import OnnxSession
 from stream.engine.splitter import split_words
-from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, SPAN_IDX, SPAN_MASK, build_feed
+from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
 from stream.engine.types import Entity, Extraction, Words, WordSpan
 from stream.engine.windows import merge_window_spans, plan_windows
 
@@ -59,7 +59,7 @@ class GlinerSpanEngine:
         onnx_file = folder.onnx_file
         if graph == "fast":
             try:
-                onnx_file = fast_graph_path(folder.onnx_file, cfg.max_width, SPAN_IDX, SPAN_MASK)
+                onnx_file = fast_graph_path(folder.onnx_file, cfg.max_width)
             except (GraphPatternError, ImportError) as exc:
                 log.warning("%s: fast span head not available (%s); using the exported graph", folder.onnx_file, exc)
                 graph = "exported"
