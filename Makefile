@@ -9,7 +9,7 @@ KAFKA_LIBS := kafka/libs
 KAFKA_DATA ?= .kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: install run test test-deps test-unit kafka-jars kafka-up kafka-down bench model export-dev clean
+.PHONY: install run test test-deps test-unit kafka-jars kafka-up kafka-down bench profile model export-dev clean
 
 install: $(STAMP)
 
@@ -60,6 +60,10 @@ test-unit: install
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench
+
+profile: install
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.profile
 
 # Rebuild the embedded default model from scratch (export + recipe extras, WordNet; long).
 model: export-dev

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -171,6 +172,7 @@ def main() -> int:
     from bench import corpus
     from bench.__main__ import DEFAULT_MODEL, gemm_peak_gflops
     from stream.engine import Extractor
+    from stream.errors import ModelLoadError
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -186,7 +188,11 @@ def main() -> int:
     peak = gemm_peak_gflops()
     parts = [f"numpy fp32 GEMM peak (2048³): {peak:.0f} GFLOPS", ""]
     for variant in args.variant or ["fp32", "int8"]:
-        ex = Extractor.load(args.model, variant=variant)
+        try:
+            ex = Extractor.load(args.model, variant=variant)
+        except ModelLoadError as exc:
+            print(f"profile: skipping {variant}: {exc}", file=sys.stderr)
+            continue
         threads = ex.engine.session.threads
         for name, (texts, labels) in workloads.items():
             feeds = capture_feeds(ex, texts, labels)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from models.recipe.data import PLACE_CLASSES, TEACHER_NAMES, _with_negatives, label_names, wordnet_spans
+from models.recipe.data import (PLACE_CLASSES, TEACHER_NAMES, _with_negatives, label_names, place_negatives,
+                                wordnet_spans)
 from models.recipe.labels import UNSEEN_TYPES
 from models.recipe.wordnet import Synset
 
@@ -61,3 +62,24 @@ def test_hard_negatives_are_added_unless_present():
     row = _with_negatives({"tokenized_text": ["Paris"], "ner": [[0, 0, "city"]]}, ["planet"] * 16, ["gun"] * 8,
                           {"city", "metropolis"}, random.Random(0), hard=["country", "city"])
     assert "country" in row["ner_negatives"] and "city" not in row["ner_negatives"]
+
+
+class PlacesWordNet(FakeWordNet):
+    known = {"france": (PLACE_CLASSES[0],), "paris": (PLACE_CLASSES[1],)}
+
+    def instance_ancestors(self, lemma):
+        return self.known.get(lemma, ())
+
+    def name(self, offset):
+        return self.synsets[offset].lemmas[0] if offset in self.synsets else "continent"
+
+
+def test_place_negatives_only_when_every_place_is_known():
+    text = "Paris is in France. Springfield is elsewhere."
+    paris, france, springfield = (0, 5, "GPE"), (12, 18, "GPE"), (20, 31, "GPE")
+    only_paris = place_negatives(PlacesWordNet(), text, [paris], {PLACE_CLASSES[1]})
+    assert "country" in only_paris and "city" not in only_paris
+    assert place_negatives(PlacesWordNet(), text, [paris, france], {PLACE_CLASSES[0], PLACE_CLASSES[1]}) == ["continent"]
+    # an unknown town could be a city: no place negatives at all
+    assert place_negatives(PlacesWordNet(), text, [paris, springfield], {PLACE_CLASSES[1]}) == []
+    assert place_negatives(PlacesWordNet(), text, [(0, 5, "PERSON")], set()) == []

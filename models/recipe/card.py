@@ -14,7 +14,8 @@ SOURCES = [
     ("Fine-grained and common-noun types", "WordNet 3.0 (Debian `wordnet-base`): instance-of links for names "
      "(Nile → river) and hypernym chains for common nouns (rifle → firearm → weapon), first senses only, "
      "SemCor sense counts to skip ambiguous nouns", "WordNet licence (BSD-like)"),
-    ("PII sentences", "18 templates filled by `faker` (en_US, en_GB, de_DE, fr_FR)", "MIT"),
+    ("PII sentences", "18 templates filled by `faker` (en_US, en_GB, de_DE, fr_FR); e-mail addresses also "
+     "built from faker names and domain words with 20 top-level domains", "MIT"),
     ("Zero-shot gold set", "158 sentences written for this purpose (`models/recipe/eval/zeroshot_gold.txt`)", "CC0"),
 ]
 
@@ -67,8 +68,10 @@ Produced by `python -m models.recipe.evaluate` (part of `make model`).
   (α 0.75, γ 2), 2–10 sampled negative labels per example, gliner 0.2.29.
 - Labels: the teacher's 18 OntoNotes types, each expressed by a randomly chosen paraphrase
   ("person" / "people's names" / "individual" …); WordNet classes of the chunk's names and common
-  nouns, up to 5 per chunk, every mention of a chosen class labelled (multi-label); 12 PII types
-  from templates. Negatives are names absent from the chunk.
+  nouns, up to 5 per chunk, every mention of a chosen class labelled (multi-label); `country`,
+  `city` and `continent` are chosen for 75% of the chunks that mention one, and are negatives in
+  chunks whose places (all known to WordNet) include none; 12 PII types from templates.
+  Negatives are names absent from the chunk.
 - Held out for the zero-shot evaluation: the 8 unseen gold types never appear as a label or a
   negative, nor does any WordNet class under them (drugs, diseases, food, musical instruments,
   awards, programming languages, teams) or any name sharing a word with them; common nouns for
@@ -84,9 +87,8 @@ Produced by `python -m models.recipe.evaluate` (part of `make model`).
 
 Teacher labels are silver, not gold: the model inherits spaCy's errors, and WordNet's first
 sense is sometimes the wrong one. The zero-shot types come only from label-name generalisation
-(the encoder's knowledge plus WordNet classes), so recall on unseen types is modest. Countries
-come out as `city` when both labels are asked for (F1 0.0 for `country` on the gold set): the
-teacher paraphrase "country, city or state" taught the word "city" for every GPE — the next
-recipe change. Uncased encoder: "apple" and "Apple" look the same.
+(the encoder's knowledge plus WordNet classes), so recall on unseen types is modest, and names
+of teams, awards and programming languages tend to be taken for the teacher's `organization`
+(spaCy calls them ORG too). Uncased encoder: "apple" and "Apple" look the same.
 """
     (dest / "README.md").write_text(card)
