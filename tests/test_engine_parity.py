@@ -118,3 +118,18 @@ def test_fast_graph_fuses_attention_and_span_head(variant):
     layers = json.loads((MODEL / "gliner_config.json").read_text())["encoder_config"]["num_hidden_layers"]
     assert ops.count("MultiHeadAttention") == layers
     assert "Softmax" not in ops and "Einsum" not in ops
+    attention = [n for n in onnx.load(str(ex.engine.session.path), load_external_data=False).graph.node
+                 if n.op_type == "MultiHeadAttention"]
+    assert all(len(n.input) == 3 for n in attention)  # no mask input: onnxruntime's flash kernel runs
+
+
+def test_padding_in_a_batch_does_not_change_a_texts_scores():
+    """Padded keys weigh exactly nothing: a short text scores the same alone and beside a long one."""
+    ex = extractor("fp32", "fast")
+    short = "Angela Merkel met Emmanuel Macron in Paris on Monday."
+    long = " ".join(["The committee in Brussels discussed the budget of the European Union at length."] * 12)
+    labels = ["person", "city", "organization", "date"]
+    alone = ex.extract([short], labels, threshold=0.05)[0]
+    batched = ex.extract([short, long], labels, threshold=0.05, sort_by_length=False)[0]
+    assert [(e.start, e.end, e.label) for e in alone] == [(e.start, e.end, e.label) for e in batched]
+    assert max(abs(a.score - b.score) for a, b in zip(alone, batched)) < 1e-4
