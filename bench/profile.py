@@ -35,19 +35,6 @@ class OpStat(NamedTuple):
     calls: int
 
 
-def capture_feeds(extractor, texts: list[str], labels: list[str]) -> list[dict]:
-    """The exact feeds the engine builds for ``texts`` (its batching, sorting and windowing)."""
-    session = extractor.engine.session
-    feeds: list[dict] = []
-    run = session.run
-    session.run = lambda feed: (feeds.append(feed), run(feed))[1]
-    try:
-        extractor.extract(texts, labels, batch_size=BATCH)
-    finally:
-        session.run = run
-    return feeds
-
-
 def _shape(arg: list[dict], i: int) -> list[int]:
     return next(iter(arg[i].values())) if i < len(arg) else []
 
@@ -72,26 +59,19 @@ def op_flops(op: str, inputs: list[dict], outputs: list[dict]) -> float:
 
 def profile_graph(path: Path, feeds: list[dict], threads: int, rounds: int) -> tuple[dict[str, OpStat], float, dict]:
     """Per-op-type time and FLOPs over the last ``rounds - 1`` passes (the first one warms up)."""
-    import onnxruntime as ort
+    from stream.engine.session import OnnxSession
+    from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(HERE / "out" / "ort_profile")
     (HERE / "out").mkdir(exist_ok=True)
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    out_names = [o.name for o in session.get_outputs()]
+    session = OnnxSession(path, INPUT_NAMES, OUTPUT_NAMES, threads, profile_prefix=str(HERE / "out" / "ort_profile"))
     for feed in feeds:
-        session.run(out_names, feed)
+        session.run(feed)
     mark = time.perf_counter()
     for _ in range(rounds - 1):
         for feed in feeds:
-            session.run(out_names, feed)
+            session.run(feed)
     wall = time.perf_counter() - mark
-    profile = Path(session.end_profiling())
+    profile = session.end_profiling()
     events = json.loads(profile.read_text())
     profile.unlink()
     # The warm-up pass ends with the len(feeds)-th model_run event.
@@ -127,6 +107,8 @@ def matmul_gflops(m: int, k: int, n: int, threads: int, repeats: int = 5) -> flo
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
+    from bench.__main__ import _timed
+
     w = numpy_helper.from_array(np.random.rand(k, n).astype(np.float32), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
@@ -140,12 +122,6 @@ def matmul_gflops(m: int, k: int, n: int, threads: int, repeats: int = 5) -> flo
     session.run(None, x)
     best = min(_timed(lambda: session.run(None, x)) for _ in range(repeats))
     return 2.0 * m * k * n / best / 1e9
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def report(name: str, variant: str, stats: dict[str, OpStat], wall: float, shapes: dict, threads: int) -> str:
@@ -198,7 +174,7 @@ def main() -> int:
             continue
         threads = ex.engine.session.threads
         for name, (texts, labels) in workloads.items():
-            feeds = capture_feeds(ex, texts, labels)
+            feeds = ex.feeds(texts, labels, batch_size=BATCH)
             stats, wall, shapes = profile_graph(ex.engine.session.path, feeds, threads, args.rounds)
             parts += [report(name, variant, stats, wall, shapes, threads), ""]
             print(parts[-2], flush=True)

@@ -58,12 +58,7 @@ def model_feeds(folder: Path, texts: list[str], labels: list[str]) -> list[dict]
     """The ONNX feeds spanstream's engine builds for ``texts`` (batches of 16), for calibration."""
     from stream.engine import Extractor
 
-    extractor = Extractor.load(folder, variant="fp32", graph="exported")
-    feeds: list[dict] = []
-    run = extractor.engine.session.run
-    extractor.engine.session.run = lambda feed: (feeds.append(feed), run(feed))[1]
-    extractor.extract(texts, labels, batch_size=16)
-    return feeds
+    return Extractor.load(folder, variant="fp32", graph="exported").feeds(texts, labels, batch_size=16)
 
 
 def activation_absmax(fp32: Path, names: list[str], texts: list[str]) -> dict[str, np.ndarray]:

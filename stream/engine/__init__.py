@@ -31,6 +31,9 @@ class ModelEngine(Protocol):
     def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
                 batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]: ...
 
+    def feeds(self, texts: list[str], labels: list[tuple[str, ...]], batch_size: int = 16,
+              sort_by_length: bool = True) -> list[dict]: ...
+
 
 def default_model_path() -> Path:
     """The embedded default model shipped in ``models/``."""
@@ -106,6 +109,13 @@ class Extractor:
         if not texts:
             return []
         return self.engine.extract(texts, label_rows, params, batch_size, sort_by_length)
+
+    def feeds(self, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]],
+              batch_size: int = 16) -> list[dict]:
+        """The ONNX feeds ``extract`` would run for these texts, not run: for int8 calibration
+        and for profiling the graph on exactly the engine's batches."""
+        texts = list(texts)
+        return self.engine.feeds(texts, _normalize_labels(labels, len(texts)), batch_size)
 
     def extract(self, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]], **kwargs) -> list[list[Entity]]:
         return [r.entities for r in self.extract_detailed(texts, labels, **kwargs)]

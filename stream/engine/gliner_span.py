@@ -69,10 +69,8 @@ class GlinerSpanEngine:
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
                               str(folder.root), graph)
 
-    def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
-                batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]:
-        """``sort_by_length`` groups rows of similar length to minimise padding; turn it off to
-        reproduce another runtime's batches exactly (int8 activation scales are per batch)."""
+    def _plan(self, texts: list[str], labels: list[tuple[str, ...]]):
+        """Split, encode and window every text: (word splits, model rows, windowed text indices)."""
         splits = [split_words(t) for t in texts]
         live = [i for i, s in enumerate(splits) if s.words]
         encoded: dict[int, EncodedWords] = dict(zip(live, self.encoder.encode_words([splits[i].words for i in live])))
@@ -86,13 +84,31 @@ class GlinerSpanEngine:
                 windowed.add(i)
             for start, end in windows:
                 jobs.append(_Job(i, start, labels[i], self.encoder.build_row(labels[i], encoded[i], start, end)))
-        spans: dict[int, list[WordSpan]] = {i: [] for i in live}
-        # Sort by length so each batch pads little; results are keyed by text, so order is free.
+        return splits, jobs, windowed
+
+    def _batches(self, jobs: list[_Job], batch_size: int, sort_by_length: bool):
+        """(jobs, ONNX feed) per batch; sorted by length so each batch pads little."""
         if sort_by_length:
-            jobs.sort(key=lambda j: j.row.ids.size)
+            jobs = sorted(jobs, key=lambda j: j.row.ids.size)
         for b in range(0, len(jobs), batch_size):
             chunk = jobs[b:b + batch_size]
-            logits = self.session.run(build_feed([j.row for j in chunk], self.max_width, self.encoder.pad_id))[0]
+            yield chunk, build_feed([j.row for j in chunk], self.max_width, self.encoder.pad_id)
+
+    def feeds(self, texts: list[str], labels: list[tuple[str, ...]], batch_size: int = 16,
+              sort_by_length: bool = True) -> list[dict[str, np.ndarray]]:
+        """The ONNX feeds ``extract`` would run, without running them (calibration, profiling)."""
+        _, jobs, _ = self._plan(texts, labels)
+        return [feed for _, feed in self._batches(jobs, batch_size, sort_by_length)]
+
+    def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
+                batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]:
+        """``sort_by_length`` groups rows of similar length to minimise padding; turn it off to
+        reproduce another runtime's batches exactly (int8 activation scales are per batch)."""
+        splits, jobs, windowed = self._plan(texts, labels)
+        spans: dict[int, list[WordSpan]] = {i: [] for i, s in enumerate(splits) if s.words}
+        # Results are keyed by text, so batch order is free.
+        for chunk, feed in self._batches(jobs, batch_size, sort_by_length):
+            logits = self.session.run(feed)[0]
             for job, row_logits in zip(chunk, logits):
                 p = params[job.text_index]
                 thresholds = np.asarray([p.threshold_for(lab) for lab in job.labels], dtype=np.float32)

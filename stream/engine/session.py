@@ -40,7 +40,7 @@ class OnnxSession:
     """
 
     def __init__(self, path: Path, expected_inputs: tuple[str, ...], expected_outputs: tuple[str, ...],
-                 threads: int | None = None):
+                 threads: int | None = None, profile_prefix: str | None = None):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or cpu_quota()
         opts.inter_op_num_threads = 1
@@ -49,6 +49,9 @@ class OnnxSession:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         opts.log_severity_level = 3
+        if profile_prefix:  # per-node timings for bench/profile.py; never on in the worker
+            opts.enable_profiling = True
+            opts.profile_file_prefix = profile_prefix
         try:
             self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
@@ -66,6 +69,10 @@ class OnnxSession:
         self.path = path
         self.run_seconds = 0.0
         "Wall time spent inside onnxruntime (for benchmarks: the share of time outside it)."
+
+    def end_profiling(self) -> Path:
+        """Stop profiling; the path of onnxruntime's JSON trace."""
+        return Path(self._session.end_profiling())
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         started = time.perf_counter()
