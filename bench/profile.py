@@ -103,24 +103,25 @@ def profile_graph(path: Path, feeds: list[dict], threads: int, rounds: int) -> t
 
 
 def matmul_gflops(m: int, k: int, n: int, threads: int, repeats: int = 5) -> float:
-    """A standalone fp32 onnxruntime MatMul of this shape: the speed the graph's GEMMs could have."""
-    import onnxruntime as ort
+    """A standalone fp32 MatMul of this shape in a session opened like the engine's (same options,
+    same threads): the speed the graph's GEMMs could have."""
+    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from bench.__main__ import _timed
+    from bench.__main__ import timed
+    from stream.engine.session import OnnxSession
 
     w = numpy_helper.from_array(np.random.rand(k, n).astype(np.float32), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    path = HERE / "out" / "matmul.onnx"
+    path.parent.mkdir(exist_ok=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    session = OnnxSession(path, ("x",), ("y",), threads)
     x = {"x": np.random.rand(m, k).astype(np.float32)}
-    session.run(None, x)
-    best = min(_timed(lambda: session.run(None, x)) for _ in range(repeats))
+    session.run(x)
+    best = min(timed(lambda: session.run(x)) for _ in range(repeats))
     return 2.0 * m * k * n / best / 1e9
 
 

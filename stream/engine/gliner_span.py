@@ -34,6 +34,17 @@ class _Job(NamedTuple):
     row: Row
 
 
+class _Plan(NamedTuple):
+    """Every text split into words, and the model rows (windows) they become."""
+
+    splits: list[Words]
+    live: list[int]
+    "indices of texts with at least one word (the others get no row)"
+    jobs: list[_Job]
+    windowed: set[int]
+    "indices of texts cut into more than one window"
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -69,8 +80,8 @@ class GlinerSpanEngine:
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
                               str(folder.root), graph)
 
-    def _plan(self, texts: list[str], labels: list[tuple[str, ...]]):
-        """Split, encode and window every text: (word splits, model rows, windowed text indices)."""
+    def _plan(self, texts: list[str], labels: list[tuple[str, ...]]) -> _Plan:
+        """Split, encode and window every text."""
         splits = [split_words(t) for t in texts]
         live = [i for i, s in enumerate(splits) if s.words]
         encoded: dict[int, EncodedWords] = dict(zip(live, self.encoder.encode_words([splits[i].words for i in live])))
@@ -84,7 +95,7 @@ class GlinerSpanEngine:
                 windowed.add(i)
             for start, end in windows:
                 jobs.append(_Job(i, start, labels[i], self.encoder.build_row(labels[i], encoded[i], start, end)))
-        return splits, jobs, windowed
+        return _Plan(splits, live, jobs, windowed)
 
     def _batches(self, jobs: list[_Job], batch_size: int, sort_by_length: bool):
         """(jobs, ONNX feed) per batch; sorted by length so each batch pads little."""
@@ -97,15 +108,14 @@ class GlinerSpanEngine:
     def feeds(self, texts: list[str], labels: list[tuple[str, ...]], batch_size: int = 16,
               sort_by_length: bool = True) -> list[dict[str, np.ndarray]]:
         """The ONNX feeds ``extract`` would run, without running them (calibration, profiling)."""
-        _, jobs, _ = self._plan(texts, labels)
-        return [feed for _, feed in self._batches(jobs, batch_size, sort_by_length)]
+        return [feed for _, feed in self._batches(self._plan(texts, labels).jobs, batch_size, sort_by_length)]
 
     def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
                 batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]:
         """``sort_by_length`` groups rows of similar length to minimise padding; turn it off to
         reproduce another runtime's batches exactly (int8 activation scales are per batch)."""
-        splits, jobs, windowed = self._plan(texts, labels)
-        spans: dict[int, list[WordSpan]] = {i: [] for i, s in enumerate(splits) if s.words}
+        splits, live, jobs, windowed = self._plan(texts, labels)
+        spans: dict[int, list[WordSpan]] = {i: [] for i in live}
         # Results are keyed by text, so batch order is free.
         for chunk, feed in self._batches(jobs, batch_size, sort_by_length):
             logits = self.session.run(feed)[0]
