@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from models.recipe.data import (PLACE_CLASSES, TEACHER_NAMES, _with_negatives, label_names, place_negatives,
-                                wordnet_spans)
+from models.recipe.data import (CORE_NEGATIVE_RATE, PLACE_CLASSES, SPECIFIC_RATE, TEACHER_NAMES, _with_negatives,
+                                core_negatives, label_names, place_negatives, prefer_specific, wordnet_spans)
 from models.recipe.labels import UNSEEN_TYPES
 from models.recipe.wordnet import Synset
 
@@ -83,3 +83,24 @@ def test_place_negatives_only_when_every_place_is_known():
     # an unknown town could be a city: no place negatives at all
     assert place_negatives(PlacesWordNet(), text, [paris, springfield], {PLACE_CLASSES[1]}) == []
     assert place_negatives(PlacesWordNet(), text, [(0, 5, "PERSON")], set()) == []
+
+
+def test_core_types_absent_from_a_chunk_are_asked_for_as_negatives():
+    names = {"PERSON": "individual", "ORG": "organisation", "GPE": "place", "DATE": "date"}
+    ents = [(0, 5, "PERSON"), (10, 15, "LOC")]  # LOC counts as location: never a negative here
+    asked = [core_negatives(ents, names, random.Random(seed)) for seed in range(200)]
+    assert all(set(a) <= {"organisation", "date"} for a in asked)
+    share = sum("organisation" in a for a in asked) / len(asked)
+    assert abs(share - CORE_NEGATIVE_RATE) < 0.1
+
+
+def test_the_finer_label_wins_where_teacher_and_wordnet_both_label_a_span():
+    teacher = [(0, 6, "location"), (10, 15, "person")]
+    fine = [(0, 6, "country"), (20, 25, "river")]
+    kept_person, dropped = 0, 0
+    for seed in range(200):
+        kept, generic = prefer_specific(teacher, fine, random.Random(seed))
+        assert (10, 15, "person") in kept  # no finer label there
+        dropped += (0, 6, "location") not in kept
+        assert generic == ([] if (0, 6, "location") in kept else ["location"])
+    assert abs(dropped / 200 - SPECIFIC_RATE) < 0.1

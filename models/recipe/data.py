@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from models.recipe import SEED
-from models.recipe.labels import EXTRA_NEGATIVES, PII_LABELS, SPACY_LABELS, UNSEEN_TYPES
+from models.recipe.labels import CORE_TYPES, EXTRA_NEGATIVES, PII_LABELS, SPACY_LABELS, UNSEEN_TYPES
 from models.recipe.pii import generate as generate_pii
 from models.recipe.wordnet import HELD_OUT_WORDS, WordNet
 from stream.engine.splitter import split_words
@@ -32,6 +32,14 @@ MAX_CLASSES_PER_CHUNK = 5
 # so "country" and "city" are learnt as different things, not as synonyms of "location".
 PLACE_CLASSES = ("08544813", "08524735", "09254614")
 PLACE_RATE = 0.75
+# A core type (person, organization, location, date) absent from a chunk is asked for anyway at
+# this rate. Without it "organization" was nearly always asked where organizations occur, and the
+# model learnt to hand it to the likeliest span of any prompt (sushi, metformin, firefighter).
+CORE_NEGATIVE_RATE = 0.5
+# When a WordNet class labels a teacher entity, the entity keeps only the finer label at this rate
+# and the teacher's becomes a negative for it: asked for both "organization" and "company", the
+# model should answer the more specific one, as flat decoding keeps one label per span.
+SPECIFIC_RATE = 0.0  # experiment: core-type negatives alone
 # WordNet classes named like a teacher label ("person", "location") would label only the names
 # WordNet knows and contradict the teacher on the rest, so they are left to the teacher.
 TEACHER_NAMES = frozenset(n for names in SPACY_LABELS.values() for n in names)
@@ -185,6 +193,27 @@ def place_negatives(wn: WordNet, text: str, ents, classes: set[str]) -> list[str
     return [wn.name(c) for c in PLACE_CLASSES if c not in classes]
 
 
+def core_negatives(ents, names: dict[str, str], rng: random.Random) -> list[str]:
+    """Names of the core types the teacher found nowhere in the chunk, each with CORE_NEGATIVE_RATE."""
+    found = {t for *_, t in ents}
+    return [names[types[0]] for types in CORE_TYPES.values()
+            if not found & set(types) and rng.random() < CORE_NEGATIVE_RATE]
+
+
+def prefer_specific(teacher: list[tuple[int, int, str]], fine: list[tuple[int, int, str]],
+                    rng: random.Random) -> tuple[list[tuple[int, int, str]], list[str]]:
+    """Teacher spans minus those a finer WordNet class also labels (each with SPECIFIC_RATE), and
+    the dropped teacher names, which become negatives so the prompt still asks for them."""
+    finer = {(s, e) for s, e, _ in fine}
+    kept, dropped = [], []
+    for s, e, label in teacher:
+        if (s, e) in finer and rng.random() < SPECIFIC_RATE:
+            dropped.append(label)
+        else:
+            kept.append((s, e, label))
+    return kept, sorted(set(dropped))
+
+
 def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
     """Write ``train.jsonl`` and ``dev.jsonl`` (dev keeps the raw teacher types for evaluation)."""
     train_path, dev_path = work / "train.jsonl", work / "dev.jsonl"
@@ -205,18 +234,23 @@ def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
                 dev.append({"text": chunk, "tokenized_text": words, "ner": ner})
                 continue
             names = {t: rng.choice(v) for t, v in SPACY_LABELS.items()}
-            spans = [(s, e, names[t]) for s, e, t in ents if t in names]
-            # WordNet classes on top of the teacher's (multi-label spans).
+            teacher = [(s, e, names[t]) for s, e, t in ents if t in names]
+            # WordNet classes on top of the teacher's; where both label a span, mostly the finer one.
             mentions = class_mentions(wn, chunk, ents, nouns)
-            spans += wordnet_spans(wn, mentions, rng)
+            fine = wordnet_spans(wn, mentions, rng)
+            teacher, generic = prefer_specific(teacher, fine, rng)
             classes = {c for *_, cs in mentions for c in cs}
             present = {n for c in classes for n in wn.synsets[c].lemmas}
-            words, ner = char_to_word_spans(chunk, spans)
+            words, ner = char_to_word_spans(chunk, teacher + fine)
+            hard = place_negatives(wn, chunk, ents, classes) + generic + core_negatives(ents, names, rng)
             train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, present, rng,
-                                         place_negatives(wn, chunk, ents, classes)))
+                                         list(dict.fromkeys(hard))))
     for text, spans in generate_pii(pii_count, SEED):
         words, ner = char_to_word_spans(text, spans)
-        train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, set(), rng))
+        # every entity of a template is labelled, so with no company in it, nothing is an organization
+        hard = [rng.choice(SPACY_LABELS["ORG"])] if (all(label != "company" for *_, label in spans)
+                                                     and rng.random() < CORE_NEGATIVE_RATE) else []
+        train.append(_with_negatives({"tokenized_text": words, "ner": ner}, pool, wn_pool, set(), rng, hard))
     rng.shuffle(train)
     work.mkdir(parents=True, exist_ok=True)
     with open(train_path, "w") as fh:
