@@ -71,9 +71,6 @@ Produced by `python -m models.recipe.evaluate` (part of `make model`).
   nouns, up to 5 per chunk, every mention of a chosen class labelled (multi-label); `country`,
   `city` and `continent` are chosen for 75% of the chunks that mention one, and are negatives in
   chunks whose places (all known to WordNet) include none; 12 PII types from templates.
-  Where a WordNet class and the teacher label the same name, 75% of the time only the finer
-  label is kept and the teacher's is asked for as a negative, so that asked for both
-  `location` and `country` the model answers `country`.
 - Negatives are names absent from the chunk; each core type (person, organization, location,
   date) the teacher found nowhere in a chunk is asked for in half of such chunks, and
   `organization` in half of the PII sentences without a company, so that a label in the prompt
