@@ -20,7 +20,13 @@ import re
 from pathlib import Path
 
 from models.recipe import SEED
-from models.recipe.labels import CORE_TYPES, EXTRA_NEGATIVES, PII_LABELS, SPACY_LABELS, UNSEEN_TYPES
+from models.recipe.labels import (
+    CORE_TYPES,
+    EXTRA_NEGATIVES,
+    PII_LABELS,
+    SPACY_LABELS,
+    UNSEEN_TYPES,
+)
 from models.recipe.pii import generate as generate_pii
 from models.recipe.wordnet import HELD_OUT_WORDS, WordNet
 from stream.engine.splitter import split_words
