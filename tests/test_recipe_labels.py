@@ -97,7 +97,7 @@ def test_core_types_absent_from_a_chunk_are_asked_for_as_negatives():
 def test_the_finer_label_wins_where_teacher_and_wordnet_both_label_a_span():
     teacher = [(0, 6, "location"), (10, 15, "person")]
     fine = [(0, 6, "country"), (20, 25, "river")]
-    kept_person, dropped = 0, 0
+    dropped = 0
     for seed in range(200):
         kept, generic = prefer_specific(teacher, fine, random.Random(seed))
         assert (10, 15, "person") in kept  # no finer label there

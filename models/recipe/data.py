@@ -44,8 +44,8 @@ PLACE_RATE = 0.75
 CORE_NEGATIVE_RATE = 0.5
 # When a WordNet class labels a teacher entity, the entity keeps only the finer label at this rate
 # and the teacher's becomes a negative for it. At 0.75 (session 4, EXPERIMENTS.md) it halved the
-# "location" positives and cost teacher agreement 0.045, so it is off; kept as a knob because the
-# shipped model was built with its random draws (same seed, same data).
+# "location" positives and cost teacher agreement 0.045, so it is off. It stays because its random
+# draws are part of the seeded stream: without them train.jsonl is no longer the shipped model's.
 SPECIFIC_RATE = 0.0
 # WordNet classes named like a teacher label ("person", "location") would label only the names
 # WordNet knows and contradict the teacher on the rest, so they are left to the teacher.
@@ -242,7 +242,7 @@ def build(work: Path, pii_count: int = 3000) -> tuple[Path, Path]:
                 continue
             names = {t: rng.choice(v) for t, v in SPACY_LABELS.items()}
             teacher = [(s, e, names[t]) for s, e, t in ents if t in names]
-            # WordNet classes on top of the teacher's; where both label a span, mostly the finer one.
+            # WordNet classes on top of the teacher's (multi-label spans; finer-label-wins is off).
             mentions = class_mentions(wn, chunk, ents, nouns)
             fine = wordnet_spans(wn, mentions, rng)
             teacher, generic = prefer_specific(teacher, fine, rng)
