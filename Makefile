@@ -9,7 +9,7 @@ KAFKA_LIBS := kafka/libs
 KAFKA_DATA ?= .kafka
 KAFKA_PORT ?= 9092
 
-.PHONY: install run test test-deps test-unit kafka-jars kafka-up kafka-down bench profile model export-dev clean
+.PHONY: install run test test-deps test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model export-dev clean
 
 install: $(STAMP)
 
@@ -32,17 +32,17 @@ kafka-jars: $(KAFKA_LIBS)/.fetched
 kafka-up: install
 ifndef KAFKA_BOOTSTRAP
 	$(MAKE) kafka-jars
-	$(SPANSTREAM) kafka up --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
+	$(PY) -m devtools kafka up --data-dir $(KAFKA_DATA) --port $(KAFKA_PORT)
 else
 	@echo "KAFKA_BOOTSTRAP=$(KAFKA_BOOTSTRAP): using that broker"
 endif
 
 kafka-down: install
-	$(SPANSTREAM) kafka down --data-dir $(KAFKA_DATA)
+	$(PY) -m devtools kafka down --data-dir $(KAFKA_DATA)
 
 # Starts (or reuses) a broker, then runs the demo pipeline against it.
 run: kafka-up
-	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(KAFKA_PORT)} $(SPANSTREAM) demo
+	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(KAFKA_PORT)} $(PY) -m devtools demo
 
 # System packages the suite drives for real (nginx for the load-balancer test).
 test-deps:
@@ -60,6 +60,11 @@ test-unit: install
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench
+
+# A worker through Kafka against `spanstream extract` on the same 2,000 texts (bench/WORKER.md).
+bench-worker: install kafka-jars
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.worker
 
 profile: install
 	$(PY) -m pip install -q -e ".[bench]"

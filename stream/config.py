@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.engine.batching import DEFAULT_LOOKAHEAD, DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS
 from stream.errors import ConfigError
 
 
@@ -35,9 +36,9 @@ class PipelineConfig(BaseModel):
     multi_label: bool = False
     input_format: Literal["json", "text"] = "json"
     allow_label_override: bool = True
-    max_events: int = Field(32, ge=1, le=4096, description="events per batch")
-    max_wait_ms: int = Field(50, ge=1, le=60_000, description="longest wait to fill a batch")
-    max_tokens: int = Field(16_384, ge=256, description="approximate sub-word budget per engine call")
+    max_events: int = Field(64, ge=1, le=4096, description="records taken from the stream at once (feeding "
+                            "granularity; the inference queue decides batches)")
+    max_wait_ms: int = Field(50, ge=1, le=60_000, description="longest wait to fill a take")
     max_labels: int = Field(50, ge=1, le=1000)
     max_text_chars: int = Field(200_000, ge=1)
     max_record_bytes: int = Field(1_048_576, ge=1)
@@ -69,40 +70,74 @@ class PipelineConfig(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Process settings; every field is ``SPANSTREAM_<FIELD>`` in the environment."""
+    """Process settings; every field is ``SPANSTREAM_<FIELD>`` in the environment (``spanstream
+    config`` prints the effective values, secrets masked). Each description says the trade-off."""
 
     model_config = SettingsConfigDict(env_prefix="SPANSTREAM_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str = Field(default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    # Kafka connection and consumer group
+    kafka_bootstrap: str = Field(default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                                 description="bootstrap servers, comma-separated (falls back to KAFKA_BOOTSTRAP)")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
     client_id: str = "spanstream"
     group_id: str = Field("spanstream", description="consumer group; every replica uses the same one")
-    group_instance_id: str | None = Field(None, description="static membership (e.g. the pod name)")
+    group_instance_id: str | None = Field(None, description="static membership (e.g. the pod name): restarts "
+                                          "within the session timeout cause no rebalance")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    commit_interval_s: float = Field(1.0, gt=0, le=60)
-    session_timeout_s: float = Field(30.0, ge=6, le=300, description="how soon a dead replica's partitions move")
+    commit_interval_s: float = Field(1.0, gt=0, le=60, description="how often acked offsets are committed: "
+                                     "shorter means fewer duplicates after a crash, more commit requests")
+    session_timeout_s: float = Field(30.0, ge=6, le=300, description="how soon a dead replica's partitions move; "
+                                     "too short and a long batch looks like a dead replica")
     heartbeat_interval_s: float = Field(3.0, gt=0, le=60)
-    publish_timeout_s: float = Field(120.0, gt=0, description="give up (and crash, uncommitted) after this")
+    publish_timeout_s: float = Field(120.0, gt=0, description="how long a retriable publish error is retried "
+                                     "before the worker exits uncommitted (restart, redelivery)")
+    max_unacked_events: int = Field(1024, ge=1, description="records per pipeline between take and ack: more "
+                                    "keeps the engine busier across slow publishes, costs memory and replays "
+                                    "more after a crash")
 
-    model_path: Path | None = Field(None, description="model folder; default: the embedded model")
+    # Model and engine
+    model_path: Path | str | None = Field(None, description="model folder or hf://org/name; default: the "
+                                          "embedded model")
     model_variant: Literal["auto", "fp32", "int8"] = "auto"
     model_version: str = "1"
-    inference_threads: int | None = Field(None, ge=1, description="ORT intra-op threads; default: CPU quota")
-    max_batch_texts: int = Field(64, ge=1, le=4096, description="texts per engine call (all sources)")
-    max_batch_tokens: int = Field(16_384, ge=256, description="approximate sub-words per engine call")
-    max_batch_wait_ms: float = Field(5.0, ge=0, le=10_000, description="wait to coalesce more requests")
-    max_queue_texts: int = Field(2048, ge=1, description="texts waiting for the engine before HTTP gets 429")
+    inference_threads: int | None = Field(None, ge=1, description="ORT intra-op threads; default: the CPU quota "
+                                          "(more threads than cores only adds contention)")
+    cache_dir: Path | None = Field(None, description="where derived graphs are cached; default "
+                                   "~/.cache/spanstream (a temp folder when not writable)")
 
+    # The inference queue: the one batching path (streams and HTTP share it)
+    max_batch_rows: int = Field(DEFAULT_MAX_ROWS, ge=1, le=4096, description="model rows (texts and windows) "
+                                "per engine call; on 2 AVX2 cores 16 beat 32, and bigger calls take longer")
+    max_batch_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=256, description="padded tokens per engine call (rows x longest "
+                                  "row): bounds a call's memory and time on long texts")
+    max_batch_wait_ms: float = Field(5.0, ge=0, le=10_000, description="wait to coalesce more requests when "
+                                     "fewer than max_batch_rows are pending: latency for fuller batches")
+    lookahead_rows: int = Field(DEFAULT_LOOKAHEAD, ge=1, description="pending rows sorted by length together before they are "
+                                "cut into batches: more pads less (faster) but a row can wait for the window")
+    max_queue_texts: int = Field(2048, ge=1, description="texts admitted and not done; beyond, HTTP gets 429 and "
+                                 "streams pause")
+    max_queue_tokens: int = Field(262_144, ge=256, description="real tokens (prompt and windows) admitted and not "
+                                  "yet run; beyond, HTTP gets 429 and streams pause: bounds queue wait by work")
+
+    # HTTP
     http_enabled: bool = True
     http_host: str = "0.0.0.0"
     http_port: int = Field(6066, ge=0, le=65535)
+    http_max_texts: int = Field(64, ge=1, description="texts per /v1/extract request")
+    http_max_chars: int = Field(100_000, ge=1, description="characters per text")
+    http_max_labels: int = Field(50, ge=1, description="labels per request")
+    http_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="request body size")
+    drain_seconds: float = Field(1.0, ge=0, le=600, description="serve: after SIGTERM, /readyz answers 503 this "
+                                 "long (balancers stop routing) before the listener closes")
+    http_shutdown_timeout_s: float = Field(10.0, ge=0, le=600, description="serve: how long in-flight requests "
+                                           "may still finish once the listener closes")
 
     config: Path | None = Field(None, description="pipelines TOML file")
-    data_dir: Path = Path("/tmp/spanstream")
+    data_dir: Path = Field(Path("/tmp/spanstream"), description="faust's data folder (no state is kept there)")
 
     @model_validator(mode="after")
     def _sasl(self) -> "Settings":

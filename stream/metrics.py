@@ -24,6 +24,7 @@ class Metrics:
     end_to_end_seconds: Histogram
     inflight_batches: Gauge
     queue_depth: Gauge
+    queue_tokens: Gauge
     http_requests: Counter
     http_request_seconds: Histogram
     consumer_lag: Gauge
@@ -40,9 +41,9 @@ class Metrics:
                                     ["pipeline", "topic"], registry=r),
             dead_letters=Counter("spanstream_dead_letters_total", "Records dead-lettered, by reason.",
                                  ["pipeline", "topic", "reason"], registry=r),
-            batch_size=Histogram("spanstream_batch_size", "Texts per engine call (streams and HTTP coalesced).",
+            batch_size=Histogram("spanstream_batch_size", "Model rows per engine call (texts and windows of streams and HTTP, coalesced).",
                                  buckets=BATCH_BUCKETS, registry=r),
-            batch_tokens=Histogram("spanstream_batch_tokens", "Approximate sub-words per engine call.",
+            batch_tokens=Histogram("spanstream_batch_tokens", "Padded tokens per engine call (rows x longest row).",
                                    buckets=TOKEN_BUCKETS, registry=r),
             inference_seconds=Histogram("spanstream_inference_seconds", "Engine time per call.",
                                         buckets=LATENCY_BUCKETS, registry=r),
@@ -52,7 +53,9 @@ class Metrics:
                                          "Record timestamp to delivered entity event.", ["pipeline"],
                                          buckets=LATENCY_BUCKETS, registry=r),
             inflight_batches=Gauge("spanstream_inflight_batches", "Engine calls running now.", registry=r),
-            queue_depth=Gauge("spanstream_queue_depth", "Texts waiting for an engine call.", registry=r),
+            queue_depth=Gauge("spanstream_queue_depth", "Texts admitted and not yet done.", registry=r),
+            queue_tokens=Gauge("spanstream_queue_tokens", "Real tokens (prompt and windows) admitted and not yet "
+                               "run: what the queue bound counts.", registry=r),
             http_requests=Counter("spanstream_http_requests_total", "HTTP requests by route and status.",
                                   ["route", "status"], registry=r),
             http_request_seconds=Histogram("spanstream_http_request_seconds", "HTTP request latency.", ["route"],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.localkafka import KafkaCluster, wait_for_metadata
+from devtools.localkafka import KafkaCluster, wait_for_metadata
 
 
 def _testcontainers_bootstrap() -> Iterator[str]:

@@ -10,13 +10,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from typing import Any
+
+import numpy as np
+
+from stream.engine.batching import DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, plan_batches
 from stream.engine.folder import ModelFolder, Variant, download_from_hub, resolve_model_folder
 from stream.engine.gliner_span import GlinerSpanEngine, ModelInfo
 from stream.engine.params import DecodeParams
-from stream.engine.types import Entity, Extraction
+from stream.engine.types import Entity, Extraction, Prepared
 
-__all__ = ["DecodeParams", "Entity", "Extraction", "Extractor", "ModelEngine", "ModelInfo",
-           "default_model_path", "load_engine"]
+__all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_MAX_TOKENS", "DecodeParams", "Entity", "Extraction", "Extractor",
+           "ModelEngine", "ModelInfo", "Prepared", "default_model_path", "load_engine", "plan_batches"]
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL_NAME = "spanstream-minilm-ner"
@@ -24,15 +29,22 @@ HUB_PREFIX = "hf://"
 
 
 class ModelEngine(Protocol):
-    """What every model family provides."""
+    """What every model family provides: three stages, so that callers can batch the rows of
+    many texts together (``engine.batching``) between ``prepare`` and ``run``."""
 
     info: ModelInfo
 
-    def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
-                batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]: ...
+    def prepare(self, texts: list[str], labels: list[tuple[str, ...]]) -> list[Prepared]:
+        """Split, tokenize and window; pure CPU work."""
 
-    def feeds(self, texts: list[str], labels: list[tuple[str, ...]], batch_size: int = 16,
-              sort_by_length: bool = True) -> list[dict]: ...
+    def feed(self, rows: list[Any]) -> dict[str, np.ndarray]:
+        """The ONNX feed of one batch of rows."""
+
+    def run(self, rows: list[Any]) -> list[np.ndarray]:
+        """One model call over a batch of rows; the output of each row."""
+
+    def decode(self, prepared: Prepared, outputs: list[np.ndarray], params: DecodeParams) -> Extraction:
+        """One text's row outputs (in row order) → its result."""
 
 
 def default_model_path() -> Path:
@@ -41,13 +53,13 @@ def default_model_path() -> Path:
 
 
 def load_engine(path: str | Path | None = None, variant: Variant = "auto", threads: int | None = None,
-                graph: str = "fast") -> ModelEngine:
+                graph: str = "fast", cache_dir: str | Path | None = None) -> ModelEngine:
     """``graph='fast'`` rewrites the span head (same results up to float rounding, much less
     compute); ``'exported'`` runs the graph exactly as shipped."""
     if isinstance(path, str) and path.startswith(HUB_PREFIX):  # optional: needs network + huggingface_hub
         path = download_from_hub(path[len(HUB_PREFIX):])
     folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
-    return GlinerSpanEngine(folder, threads, graph)
+    return GlinerSpanEngine(folder, threads, graph, cache_dir)
 
 
 def _normalize_labels(labels: Sequence[str] | Sequence[Sequence[str]], n: int) -> list[tuple[str, ...]]:
@@ -92,7 +104,12 @@ class Extractor:
     def extract_detailed(self, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]],
                          threshold: float | Sequence[float] = 0.5, flat_ner: bool = True, multi_label: bool = False,
                          label_thresholds: Mapping[str, float] | None = None,
-                         batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]:
+                         batch_size: int = DEFAULT_MAX_ROWS, max_batch_tokens: int | None = DEFAULT_MAX_TOKENS,
+                         sort_by_length: bool = True) -> list[Extraction]:
+        """Entities per text. Rows are batched by ``engine.batching.plan_batches``: at most
+        ``batch_size`` rows and ``max_batch_tokens`` padded tokens per call, sorted by length unless
+        ``sort_by_length`` is off (to reproduce another runtime's batches; int8 activation scales
+        are per batch)."""
         texts = list(texts)
         if not all(isinstance(t, str) for t in texts):
             raise TypeError("texts must be strings")
@@ -108,14 +125,33 @@ class Extractor:
             params.append(params_cache[t])
         if not texts:
             return []
-        return self.engine.extract(texts, label_rows, params, batch_size, sort_by_length)
+        prepared = self.engine.prepare(texts, label_rows)
+        rows, lengths, owners = _rows(prepared)
+        outputs: list[list[Any]] = [[None] * len(p.rows) for p in prepared]
+        for batch in plan_batches(lengths, batch_size, max_batch_tokens, sort_by_length):
+            for i, out in zip(batch, self.engine.run([rows[i] for i in batch])):
+                text, window = owners[i]
+                outputs[text][window] = out
+        return [self.engine.decode(p, o, prm) for p, o, prm in zip(prepared, outputs, params)]
 
     def feeds(self, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]],
-              batch_size: int = 16) -> list[dict]:
+              batch_size: int = DEFAULT_MAX_ROWS, max_batch_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[dict]:
         """The ONNX feeds ``extract`` would run for these texts, not run: for int8 calibration
         and for profiling the graph on exactly the engine's batches."""
         texts = list(texts)
-        return self.engine.feeds(texts, _normalize_labels(labels, len(texts)), batch_size)
+        rows, lengths, _ = _rows(self.engine.prepare(texts, _normalize_labels(labels, len(texts))))
+        return [self.engine.feed([rows[i] for i in batch]) for batch in plan_batches(lengths, batch_size,
+                                                                                        max_batch_tokens)]
 
     def extract(self, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]], **kwargs) -> list[list[Entity]]:
         return [r.entities for r in self.extract_detailed(texts, labels, **kwargs)]
+
+
+def _rows(prepared: list[Prepared]) -> tuple[list[Any], list[int], list[tuple[int, int]]]:
+    """Every row of every text, its length, and (text index, window index) of each."""
+    rows, lengths, owners = [], [], []
+    for t, p in enumerate(prepared):
+        rows.extend(p.rows)
+        lengths.extend(p.lengths)
+        owners.extend((t, w) for w in range(len(p.rows)))
+    return rows, lengths, owners

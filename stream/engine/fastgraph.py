@@ -43,8 +43,11 @@ class GraphPatternError(Exception):
     """The graph does not have the markerV0 structure this rewrite expects."""
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("SPANSTREAM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "spanstream")
+def cache_dir(root: str | Path | None = None) -> Path:
+    """``root``/graphs (default root: ``SPANSTREAM_CACHE_DIR``, else ~/.cache/spanstream); a temp
+    folder when that is not writable (read-only images)."""
+    base = root or os.environ.get("SPANSTREAM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                                         "spanstream")
     path = Path(base) / "graphs"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -66,9 +69,9 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def fast_graph_path(src: Path, max_width: int) -> Path:
+def fast_graph_path(src: Path, max_width: int, cache_root: str | Path | None = None) -> Path:
     """Path of the rewritten graph for ``src`` (built on first use, then reused)."""
-    out = cache_dir() / f"{src.stem}-{_digest(src)}-k{max_width}-fast.onnx"
+    out = cache_dir(cache_root) / f"{src.stem}-{_digest(src)}-k{max_width}-fast.onnx"
     if not out.exists():
         model = rewrite(src, max_width)
         tmp = out.with_suffix(f".tmp{os.getpid()}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import NamedTuple
+from pathlib import Path
 
 import numpy as np
 
@@ -19,30 +19,10 @@ from stream.engine.prompt import EncodedWords, PromptEncoder, Row
 from stream.engine.session import OnnxSession
 from stream.engine.splitter import split_words
 from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
-from stream.engine.types import Entity, Extraction, Words, WordSpan
+from stream.engine.types import Entity, Extraction, Prepared, WordSpan, Words
 from stream.engine.windows import merge_window_spans, plan_windows
 
 log = logging.getLogger(__name__)
-
-
-class _Job(NamedTuple):
-    """One model row and where its results go."""
-
-    text_index: int
-    word_offset: int
-    labels: tuple[str, ...]
-    row: Row
-
-
-class _Plan(NamedTuple):
-    """Every text split into words, and the model rows (windows) they become."""
-
-    splits: list[Words]
-    live: list[int]
-    "indices of texts with at least one word (the others get no row)"
-    jobs: list[_Job]
-    windowed: set[int]
-    "indices of texts cut into more than one window"
 
 
 @dataclass(frozen=True)
@@ -58,11 +38,16 @@ class ModelInfo:
 
 
 class GlinerSpanEngine:
-    """Thread-safe: no mutable state besides the (locked) prompt cache and the ORT session."""
+    """Thread-safe: no mutable state besides the (locked) prompt cache and the ORT session.
+
+    ``prepare`` → (rows batched by ``engine.batching``) → ``run`` → ``decode``; the rows of
+    many texts may share a batch, in any order.
+    """
 
     family = "gliner-span"
 
-    def __init__(self, folder: ModelFolder, threads: int | None = None, graph: str = "fast"):
+    def __init__(self, folder: ModelFolder, threads: int | None = None, graph: str = "fast",
+                 cache_dir: str | Path | None = None):
         cfg = folder.config
         self.max_width = cfg.max_width
         self.max_len = cfg.max_len
@@ -70,7 +55,7 @@ class GlinerSpanEngine:
         onnx_file = folder.onnx_file
         if graph == "fast":
             try:
-                onnx_file = fast_graph_path(folder.onnx_file, cfg.max_width)
+                onnx_file = fast_graph_path(folder.onnx_file, cfg.max_width, cache_dir)
             except (GraphPatternError, ImportError) as exc:
                 log.warning("%s: fast span head not available (%s); using the exported graph", folder.onnx_file, exc)
                 graph = "exported"
@@ -80,64 +65,46 @@ class GlinerSpanEngine:
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
                               str(folder.root), graph)
 
-    def _plan(self, texts: list[str], labels: list[tuple[str, ...]]) -> _Plan:
-        """Split, encode and window every text."""
+    def prepare(self, texts: list[str], labels: list[tuple[str, ...]]) -> list[Prepared]:
+        """Split, tokenize and window every text (pure CPU work, no model call)."""
         splits = [split_words(t) for t in texts]
         live = [i for i, s in enumerate(splits) if s.words]
         encoded: dict[int, EncodedWords] = dict(zip(live, self.encoder.encode_words([splits[i].words for i in live])))
-        jobs: list[_Job] = []
-        windowed: set[int] = set()
-        for i in live:
-            budget = self.encoder.content_budget - self.encoder.prompt(labels[i]).ids.size
-            windows = plan_windows(encoded[i].word_token_counts, self.max_len, max(budget, 1),
-                                   overlap=min(2 * self.max_width, self.max_len // 2))
-            if len(windows) > 1:
-                windowed.add(i)
-            for start, end in windows:
-                jobs.append(_Job(i, start, labels[i], self.encoder.build_row(labels[i], encoded[i], start, end)))
-        return _Plan(splits, live, jobs, windowed)
+        out = []
+        for i, (text, words) in enumerate(zip(texts, splits)):
+            rows: list[Row] = []
+            offsets: list[int] = []
+            if i in encoded:
+                budget = self.encoder.content_budget - self.encoder.prompt(labels[i]).ids.size
+                for start, end in plan_windows(encoded[i].word_token_counts, self.max_len, max(budget, 1),
+                                               overlap=min(2 * self.max_width, self.max_len // 2)):
+                    rows.append(self.encoder.build_row(labels[i], encoded[i], start, end))
+                    offsets.append(start)
+            out.append(Prepared(text, labels[i], words, tuple(rows), tuple(offsets),
+                                tuple(r.ids.size for r in rows)))
+        return out
 
-    def _batches(self, jobs: list[_Job], batch_size: int, sort_by_length: bool):
-        """(jobs, ONNX feed) per batch; sorted by length so each batch pads little."""
-        if sort_by_length:
-            jobs = sorted(jobs, key=lambda j: j.row.ids.size)
-        for b in range(0, len(jobs), batch_size):
-            chunk = jobs[b:b + batch_size]
-            yield chunk, build_feed([j.row for j in chunk], self.max_width, self.encoder.pad_id)
+    def feed(self, rows: list[Row]) -> dict[str, np.ndarray]:
+        """The ONNX feed for one batch of rows (padded to the longest)."""
+        return build_feed(rows, self.max_width, self.encoder.pad_id)
 
-    def feeds(self, texts: list[str], labels: list[tuple[str, ...]], batch_size: int = 16,
-              sort_by_length: bool = True) -> list[dict[str, np.ndarray]]:
-        """The ONNX feeds ``extract`` would run, without running them (calibration, profiling)."""
-        return [feed for _, feed in self._batches(self._plan(texts, labels).jobs, batch_size, sort_by_length)]
+    def run(self, rows: list[Row]) -> list[np.ndarray]:
+        """One ONNX call; the logits of each row, float32 [W, K, C]."""
+        return list(self.session.run(self.feed(rows))[0])
 
-    def extract(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams],
-                batch_size: int = 16, sort_by_length: bool = True) -> list[Extraction]:
-        """``sort_by_length`` groups rows of similar length to minimise padding; turn it off to
-        reproduce another runtime's batches exactly (int8 activation scales are per batch)."""
-        splits, live, jobs, windowed = self._plan(texts, labels)
-        spans: dict[int, list[WordSpan]] = {i: [] for i in live}
-        # Results are keyed by text, so batch order is free.
-        for chunk, feed in self._batches(jobs, batch_size, sort_by_length):
-            logits = self.session.run(feed)[0]
-            for job, row_logits in zip(chunk, logits):
-                p = params[job.text_index]
-                thresholds = np.asarray([p.threshold_for(lab) for lab in job.labels], dtype=np.float32)
-                found = candidate_spans(row_logits[:, :, :len(job.labels)], job.row.num_words, thresholds)
-                # Decode each window as gliner decodes a text; windows are then merged below.
-                found = greedy_search(found, p.flat_ner, p.multi_label)
-                spans[job.text_index].extend(
-                    WordSpan(s.start + job.word_offset, s.end + job.word_offset, s.label_index, s.score) for s in found)
-        results = []
-        for i, text in enumerate(texts):
-            if i not in spans:
-                results.append(Extraction([], False))
-                continue
-            found = spans[i]
-            if i in windowed:
-                p = params[i]
-                found = greedy_search(merge_window_spans(found), p.flat_ner, p.multi_label)
-            results.append(Extraction(_to_entities(text, splits[i], found, labels[i]), i in windowed))
-        return results
+    def decode(self, prepared: Prepared, logits: list[np.ndarray], params: DecodeParams) -> Extraction:
+        """Row logits (one per window, in row order) → the text's entities."""
+        labels = prepared.labels
+        thresholds = np.asarray([params.threshold_for(lab) for lab in labels], dtype=np.float32)
+        found: list[WordSpan] = []
+        for row, offset, row_logits in zip(prepared.rows, prepared.offsets, logits):
+            spans = candidate_spans(row_logits[:, :, :len(labels)], row.num_words, thresholds)
+            # Decode each window as gliner decodes a text; windows are then merged below.
+            found.extend(WordSpan(s.start + offset, s.end + offset, s.label_index, s.score)
+                         for s in greedy_search(spans, params.flat_ner, params.multi_label))
+        if prepared.windowed:
+            found = greedy_search(merge_window_spans(found), params.flat_ner, params.multi_label)
+        return Extraction(_to_entities(prepared.text, prepared.words, found, labels), prepared.windowed)
 
 
 def _to_entities(text: str, words: Words, spans: list[WordSpan], labels: tuple[str, ...]) -> list[Entity]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Entity(NamedTuple):
@@ -44,3 +44,29 @@ class WordSpan(NamedTuple):
     end: int
     label_index: int
     score: float
+
+
+class Prepared(NamedTuple):
+    """One text made ready for the model: split, tokenized and cut into rows (windows).
+
+    Pure data, built by the engine's ``prepare``; the rows of many texts can then be batched
+    together in any order, and ``decode`` turns each text's row logits into its entities.
+    """
+
+    text: str
+    labels: tuple[str, ...]
+    words: Words
+    rows: tuple[Any, ...]
+    "Model rows, one per window (a family's own row type)."
+    offsets: tuple[int, ...]
+    "Index of the first word of each row."
+    lengths: tuple[int, ...]
+    "Real tokens per row, prompt and special tokens included: what batching counts."
+
+    @property
+    def windowed(self) -> bool:
+        return len(self.rows) > 1
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.lengths)

@@ -1,0 +1,125 @@
+"""`python -m devtools demo` (what `make run` runs): a worker on the embedded model, real sentences in,
+entity events out — all through the broker at ``--bootstrap``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import orjson
+
+from stream.cli.kafka_io import create_topics, format_event
+
+TOPICS = ("spanstream-demo-texts", "spanstream-demo-entities", "spanstream-demo-dead-letters")
+LABELS = ["person", "organization", "location", "date"]
+
+SAMPLE = [
+    "Angela Merkel met Emmanuel Macron in Paris on Tuesday to discuss the European Union budget.",
+    "Apple opened a new office in Austin, Texas, hiring 500 engineers from Google and Microsoft.",
+    "The Nile flows through Egypt and Sudan before reaching the Mediterranean Sea.",
+    "Serena Williams won her first Wimbledon title in 2002, beating her sister Venus.",
+    "The World Health Organization warned on Monday that measles cases rose across Europe.",
+    "Toyota recalled a million cars sold in Japan and Canada between 2018 and 2020.",
+    "Marie Curie was awarded the Nobel Prize in Physics in 1903 together with Pierre Curie.",
+    "NASA's Perseverance rover landed in Jezero Crater on Mars in February 2021.",
+    "Microsoft completed its acquisition of Activision Blizzard in October 2023.",
+    "Lionel Messi joined Inter Miami after two seasons with Paris Saint-Germain.",
+]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run a worker and show entity events flowing (used by `make run`)")
+    p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    p.add_argument("--model", type=Path, default=None, help="model folder (default: the embedded model)")
+    p.add_argument("--http-port", type=int, default=6066)
+    p.set_defaults(func=run)
+
+
+def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("worker did not become ready")
+
+
+async def _produce_and_show(bootstrap: str, run_id: str) -> int:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(TOPICS[1], TOPICS[2], bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                                group_id=f"spanstream-demo-reader-{run_id}", enable_auto_commit=False)
+    await consumer.start()
+    while not consumer.assignment():
+        await asyncio.sleep(0.1)
+    await consumer.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for i, text in enumerate(SAMPLE):
+            await producer.send_and_wait(TOPICS[0], orjson.dumps({"id": f"{run_id}-{i}", "text": text}),
+                                         key=f"doc-{i}".encode())
+        print(f"produced {len(SAMPLE)} text events to {TOPICS[0]}; entity events from {TOPICS[1]}:\n", flush=True)
+        seen = 0
+        deadline = time.monotonic() + 120
+        while seen < len(SAMPLE) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for rec in records:
+                    event = orjson.loads(rec.value)
+                    if not str(event.get("id", "")).startswith(run_id) and "reason" not in event:
+                        continue
+                    idx = int(str(event.get("id", "-0")).rsplit("-", 1)[1]) if "id" in event else -1
+                    print(f"  {SAMPLE[idx] if idx >= 0 else ''}")
+                    print(f"    → {format_event(rec.value)}\n", flush=True)
+                    seen += 1
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return 0 if seen == len(SAMPLE) else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    asyncio.run(create_topics(args.bootstrap, list(TOPICS), partitions=2))
+    run_id = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="spanstream-demo-") as tmp:
+        config = Path(tmp) / "pipelines.toml"
+        config.write_text(
+            "[[pipelines]]\n"
+            'name = "demo"\n'
+            f'input_topics = ["{TOPICS[0]}"]\noutput_topic = "{TOPICS[1]}"\ndead_letter_topic = "{TOPICS[2]}"\n'
+            f"labels = {LABELS!r}\n".replace("'", '"') + "threshold = 0.4\n")
+        cmd = [sys.executable, "-m", "stream", "worker", "--config", str(config), "--bootstrap", args.bootstrap,
+               "--group-id", "spanstream-demo", "--http-port", str(args.http_port), "--data-dir", tmp,
+               "--loglevel", "warning"]
+        if args.model:
+            cmd += ["--model", str(args.model)]
+        print(f"starting worker: {' '.join(cmd[2:])}", flush=True)
+        worker = subprocess.Popen(cmd)
+        try:
+            _wait_ready(args.http_port, worker)
+            print(f"worker ready (metrics: http://127.0.0.1:{args.http_port}/metrics)", flush=True)
+            code = asyncio.run(_produce_and_show(args.bootstrap, run_id))
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    print("demo finished; worker stopped (SIGTERM, drained). Broker keeps running: `make kafka-down` stops it.")
+    return code

@@ -1,0 +1,114 @@
+"""`spanstream extract`: JSONL in (file or stdin), one JSON line of entities out per input line.
+
+Malformed lines produce an error record (line number, reason) and processing continues; the
+exit code is 1 when any line failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from stream.engine.batching import DEFAULT_LOOKAHEAD, DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS
+from stream.errors import ModelLoadError
+
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="extract entities from JSONL ({\"id\"?, \"text\", \"labels\"?} per line)")
+    p.add_argument("--model", default=None,
+                   help="model folder, or hf://org/name to download one (default: the embedded model)")
+    p.add_argument("--labels", default=None, help="comma-separated labels for lines that carry none")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--variant", choices=["auto", "fp32", "int8"], default="auto")
+    p.add_argument("--nested", action="store_true", help="allow nested entities (default: flat)")
+    p.add_argument("--multi-label", action="store_true", help="one span may carry several labels")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_MAX_ROWS, help="model rows per engine call")
+    p.add_argument("--max-batch-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                   help="padded tokens per engine call (rows x longest row)")
+    p.add_argument("--lookahead", type=int, default=DEFAULT_LOOKAHEAD,
+                   help="lines read, sorted by length and batched together before their results are written")
+    p.add_argument("--input", type=Path, default=None, help="JSONL file (default: stdin)")
+    p.set_defaults(func=run)
+
+
+def parse_line(raw: bytes, default_labels: list[str] | None) -> tuple[object, str, list[str]]:
+    """(id, text, labels) or ValueError with the reason; lines follow the text-event schema."""
+    from stream.schemas import TEXT_EVENT, validator
+
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    errors = sorted(validator(TEXT_EVENT).iter_errors(obj), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path)) or "(root)"
+        raise ValueError(f"{where}: {errors[0].message}")
+    labels = obj.get("labels", default_labels)
+    if not labels:
+        raise ValueError("no labels: give 'labels' in the line or --labels")
+    return obj.get("id"), obj["text"], labels
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(stream, start=1):
+        if raw.strip():
+            yield number, raw
+
+
+def run(args: argparse.Namespace) -> int:
+    from stream.engine import Extractor
+
+    try:
+        extractor = Extractor.load(args.model, variant=args.variant)
+    except ModelLoadError as exc:
+        print(f"spanstream extract: {exc}", file=sys.stderr)
+        return 2
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer
+    with source:
+        failed = extract_stream(extractor, source, sys.stdout.buffer, args)
+    return 1 if failed else 0
+
+
+def extract_stream(extractor, source: IO[bytes], out: IO[bytes], args: argparse.Namespace) -> int:
+    """The command's loop: JSONL lines in, one JSON line out per input line; returns failed lines."""
+    default_labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+    failed = 0
+    pending: list[tuple[int, object, str, list[str]] | dict] = []  # in input order
+    for number, raw in _lines(source):
+        try:
+            pending.append((number, *parse_line(raw, default_labels)))
+        except ValueError as exc:
+            failed += 1
+            pending.append({"line": number, "error": str(exc)})
+        if len(pending) >= args.lookahead:
+            _flush(extractor, pending, args, out)
+            pending = []
+    if pending:
+        _flush(extractor, pending, args, out)
+    out.flush()
+    return failed
+
+
+def _flush(extractor, pending, args, out) -> None:
+    good = [p for p in pending if not isinstance(p, dict)]
+    results = iter(extractor.extract_detailed([p[2] for p in good], [p[3] for p in good],
+                                              threshold=args.threshold, flat_ner=not args.nested,
+                                              multi_label=args.multi_label, batch_size=args.batch_size,
+                                              max_batch_tokens=args.max_batch_tokens))
+    for item in pending:
+        if isinstance(item, dict):
+            out.write(orjson.dumps(item) + b"\n")
+            continue
+        number, ident = item[0], item[1]
+        result = next(results)
+        record = {"id": ident if ident is not None else number,
+                  "entities": [e._asdict() for e in result.entities]}
+        if result.windowed:
+            record["windowed"] = True
+        out.write(orjson.dumps(record) + b"\n")

@@ -1,0 +1,83 @@
+"""`spanstream worker`: the stream processor (faust worker; HTTP on faust's web server)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from stream.errors import ConfigError, ModelLoadError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="consume text events, publish entity events (one consumer group)")
+    p.add_argument("--config", type=Path, default=None, help="pipelines TOML (or SPANSTREAM_CONFIG)")
+    p.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (or SPANSTREAM_KAFKA_BOOTSTRAP)")
+    p.add_argument("--group-id", default=None)
+    p.add_argument("--model", default=None, help="model folder or hf://org/name (default: the embedded model)")
+    p.add_argument("--variant", choices=["auto", "fp32", "int8"], default=None)
+    p.add_argument("--http-port", type=int, default=None)
+    p.add_argument("--no-http", action="store_true")
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=run)
+
+
+def build_worker(args: argparse.Namespace):
+    """Validate everything and load the model before touching Kafka; return (faust app, runtime)."""
+    from stream.config import load_pipelines, load_settings
+    from stream.kafka.app import build_app
+    from stream.runtime import build_runtime
+
+    settings = load_settings(config=args.config, kafka_bootstrap=args.bootstrap, group_id=args.group_id,
+                             model_path=args.model, model_variant=args.variant, http_port=args.http_port,
+                             http_enabled=False if args.no_http else None, data_dir=args.data_dir)
+    if settings.config is None:
+        raise ConfigError("no pipelines: pass --config FILE or set SPANSTREAM_CONFIG")
+    pipelines = load_pipelines(settings.config)
+    app = None
+    runtime = build_runtime(settings, pipelines, ready=lambda: consumer_ready(app),
+                            default_labels=pipelines[0].labels)
+    app = build_app(settings, list(runtime.pipelines))
+    if runtime.api is not None:
+        runtime.api.install(app.web.web_app)
+    return app, runtime
+
+
+def consumer_ready(app) -> tuple[bool, str]:
+    """Ready when the consumer runs, is not rebalancing and owns at least one partition."""
+    if getattr(app, "rebalancing", False):
+        return False, "rebalancing"
+    try:
+        assignment = app.consumer.assignment()
+    except Exception as exc:  # consumer not started yet
+        return False, f"consumer not running: {exc}"
+    if not assignment:
+        return False, "no partitions assigned"
+    return True, f"{len(assignment)} partitions assigned"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        app, runtime = build_worker(args)
+    except (ConfigError, ModelLoadError) as exc:
+        print(f"spanstream worker: {exc}", file=sys.stderr)
+        return 2
+    from faust.worker import Worker
+
+    class SpanstreamWorker(Worker):
+        def _on_sigterm(self) -> None:
+            if runtime.api is not None:
+                runtime.api.draining = True  # /readyz → 503 while in-flight batches drain
+            super()._on_sigterm()
+
+        def _shutdown_loop(self) -> None:
+            # Agents have drained and faust has committed: now close our producer and queues.
+            self.loop.run_until_complete(runtime.close())
+            super()._shutdown_loop()
+
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    worker = SpanstreamWorker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0

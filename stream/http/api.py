@@ -1,0 +1,99 @@
+"""HTTP API: /v1/extract, /v1/models, /healthz, /readyz, /metrics, /openapi.json.
+
+Served by faust's aiohttp server in worker mode and by a plain aiohttp server in
+``spanstream serve``. Extraction goes through the same ``InferenceQueue`` as the streams, so
+concurrent requests share micro-batches with stream traffic. Errors map to status codes in one
+table (``http.status.STATUS``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stream.http.requests import Limits, parse_extract_request
+from stream.http.status import NotReady, RequestTooLarge, error_response, json_response
+from stream.metrics import Metrics
+from stream.schemas import OPENAPI
+from stream.serving.queue import InferenceQueue
+
+
+class Api:
+    def __init__(self, queue: InferenceQueue, metrics: Metrics, ready: Callable[[], tuple[bool, str]],
+                 limits: Limits = Limits(), model_version: str = "1", default_labels: list[str] | None = None):
+        self.queue = queue
+        self.metrics = metrics
+        self.ready = ready
+        self.limits = limits
+        self.model_version = model_version
+        self.default_labels = default_labels or []
+        self.draining = False
+
+    def routes(self) -> list[tuple[str, str, Callable]]:
+        return [("POST", "/v1/extract", self.extract), ("GET", "/v1/models", self.models),
+                ("GET", "/healthz", self.healthz), ("GET", "/readyz", self.readyz),
+                ("GET", "/metrics", self.prometheus), ("GET", "/openapi.json", self.openapi)]
+
+    def install(self, app: web.Application) -> None:
+        for method, path, handler in self.routes():
+            app.router.add_route(method, path, self._instrument(path, handler))
+
+    def _instrument(self, route: str, handler: Callable) -> Callable:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                response = error_response(exc)
+            self.metrics.http_requests.labels(route, str(response.status)).inc()
+            self.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
+            return response
+        return wrapped
+
+    async def extract(self, request: web.Request) -> web.Response:
+        if request.content_length and request.content_length > self.limits.max_body_bytes:
+            raise RequestTooLarge(f"body of {request.content_length} bytes exceeds "
+                                  f"max_body_bytes={self.limits.max_body_bytes}")
+        body = await request.content.read(self.limits.max_body_bytes + 1)
+        texts, labels, params, single = parse_extract_request(body, self.limits)
+        if self.draining:
+            raise NotReady("shutting down")
+        started = time.perf_counter()
+        outcomes = await self.queue.submit(texts, [tuple(labels)] * len(texts), [params] * len(texts), wait=False)
+        for outcome in outcomes:
+            if outcome.error is not None:  # this request's own text failed; batch-mates are unaffected
+                raise outcome.error
+        info = self.queue.engine.info
+        out = [{"entities": [e._asdict() for e in o.extraction.entities], "windowed": o.extraction.windowed}
+               for o in outcomes]
+        body = {"model": {"name": info.name, "version": self.model_version, "variant": info.variant},
+                "labels": labels, "took_ms": round((time.perf_counter() - started) * 1000, 3),
+                "batch_size": max(1, max(o.batch_rows for o in outcomes))}
+        body.update(out[0] if single else {"results": out})
+        return json_response(body)
+
+    async def models(self, request: web.Request) -> web.Response:
+        info = self.queue.engine.info
+        return json_response({"models": [{"name": info.name, "family": info.family, "variant": info.variant,
+                                  "version": self.model_version, "max_width": info.max_width,
+                                  "max_len": info.max_len, "default_labels": self.default_labels}]})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """Liveness: the inference loop is alive (a dead loop never recovers: restart the pod)."""
+        if not self.queue.healthy:
+            return json_response({"status": "inference loop stopped"}, 503)
+        return json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ok, why = (False, "draining") if self.draining else self.ready()
+        return json_response({"status": "ready" if ok else "not ready", "reason": why}, 200 if ok else 503)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return json_response(json.loads(OPENAPI.read_text()))

@@ -1,0 +1,67 @@
+"""/v1/extract bodies → validated (texts, labels, params), within the configured limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from stream.engine import DecodeParams
+from stream.http.status import RequestInvalid, RequestMalformed, RequestTooLarge
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-request limits (``Settings.http_max_*``)."""
+
+    max_texts: int = 64
+    max_chars: int = 100_000
+    max_labels: int = 50
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
+def parse_extract_request(body: bytes, limits: Limits) -> tuple[list[str], list[str], DecodeParams, bool]:
+    """Validate a /v1/extract body → (texts, labels, params, single)."""
+    if len(body) > limits.max_body_bytes:
+        raise RequestTooLarge(f"body of {len(body)} bytes exceeds max_body_bytes={limits.max_body_bytes}")
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestMalformed(f"body is not valid JSON: {exc}") from None
+    if not isinstance(req, dict):
+        raise RequestInvalid("body must be a JSON object")
+    unknown = set(req) - {"text", "texts", "labels", "threshold", "flat_ner", "multi_label", "label_thresholds"}
+    if unknown:
+        raise RequestInvalid(f"unknown fields: {sorted(unknown)}")
+    if ("text" in req) == ("texts" in req):
+        raise RequestInvalid("give exactly one of 'text' or 'texts'")
+    single = "text" in req
+    texts = [req["text"]] if single else req["texts"]
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise RequestInvalid("'texts' must be a list of strings" if not single else "'text' must be a string")
+    if not texts:
+        raise RequestInvalid("'texts' must not be empty")
+    if len(texts) > limits.max_texts:
+        raise RequestTooLarge(f"{len(texts)} texts exceed max_texts={limits.max_texts}")
+    for i, t in enumerate(texts):
+        if len(t) > limits.max_chars:
+            raise RequestTooLarge(f"text {i} has {len(t)} characters, over max_chars={limits.max_chars}")
+    labels = req.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise RequestInvalid("'labels' must be a non-empty list of non-empty strings")
+    if len(labels) > limits.max_labels:
+        raise RequestTooLarge(f"{len(labels)} labels exceed max_labels={limits.max_labels}")
+    threshold = req.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise RequestInvalid("'threshold' must be a number within [0, 1]")
+    flags = {}
+    for name, default in (("flat_ner", True), ("multi_label", False)):
+        value = req.get(name, default)
+        if not isinstance(value, bool):
+            raise RequestInvalid(f"'{name}' must be a boolean")
+        flags[name] = value
+    lt = req.get("label_thresholds", {})
+    if not isinstance(lt, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                                           for v in lt.values()):
+        raise RequestInvalid("'label_thresholds' must map labels to numbers within [0, 1]")
+    params = DecodeParams(float(threshold), flags["flat_ner"], flags["multi_label"], {k: float(v) for k, v in lt.items()})
+    return texts, list(dict.fromkeys(labels)), params, single

@@ -1,0 +1,101 @@
+"""The faust application: one agent per pipeline. Wiring only; the batch flow is in pipeline.py.
+
+Ack discipline: the agent takes records with ``noack_take`` and hands each batch to its
+``StreamPipeline``, which acks a record only once its output is durable; faust commits an offset
+only when every offset before it is acked. So batches overlap (take, inference and publishing run
+at once) while commits stay behind delivery. When the agent is stopped (SIGTERM) or its partitions
+are revoked, it first drains: every record it took is published and acked, then faust commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+from stream.config import PipelineConfig, Settings
+from stream.kafka.lag import register_lag_gauge
+from stream.kafka.pipeline import StreamPipeline
+from stream.kafka.records import record_ref
+
+log = logging.getLogger(__name__)
+
+
+async def finish_despite_cancellation(work: Awaitable[None]) -> None:
+    """Await ``work`` to the end even if we are cancelled meanwhile, then re-raise the cancel."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError()
+
+
+def _broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip())
+
+
+def build_app(settings: Settings, pipelines: list[StreamPipeline]):
+    import faust
+    from faust.auth import SASLCredentials, SSLCredentials
+
+    credentials = None
+    if settings.kafka_security_protocol.startswith("SASL"):
+        credentials = SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
+            mechanism=settings.kafka_sasl_mechanism)
+    elif settings.kafka_security_protocol == "SSL":
+        from aiokafka.helpers import create_ssl_context
+
+        credentials = SSLCredentials(create_ssl_context(cafile=str(settings.kafka_ssl_cafile)
+                                                        if settings.kafka_ssl_cafile else None))
+    (settings.data_dir / settings.group_id).mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.group_id,
+        broker=_broker_url(settings.kafka_bootstrap),
+        broker_credentials=credentials,
+        broker_client_id=settings.client_id,
+        broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        web_application_options={"client_max_size": 8 * 1024 * 1024},
+        consumer_auto_offset_reset=settings.auto_offset_reset,
+        consumer_group_instance_id=settings.group_instance_id,
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=settings.http_enabled,
+        web_bind=settings.http_host,
+        web_port=settings.http_port,
+        web_in_thread=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        producer_acks=-1,
+        datadir=str(settings.data_dir / settings.group_id),
+        store="memory://",
+        autodiscover=False,
+    )
+    for pipeline in pipelines:
+        _register(app, pipeline)
+    if pipelines:
+        register_lag_gauge(app, pipelines[0].metrics)
+    return app
+
+
+def _register(app, pipeline: StreamPipeline) -> None:
+    cfg: PipelineConfig = pipeline.cfg
+    topic = app.topic(*cfg.input_topics, value_serializer="raw", key_serializer="raw", allow_empty=True)
+
+    async def pipeline_agent(stream) -> None:
+        try:
+            async for events in stream.noack_take(cfg.max_events, within=cfg.max_wait_ms / 1000):
+                await pipeline.feed(events, [record_ref(event.message) for event in events], stream.ack)
+        finally:  # stop or rebalance: what was taken is published and acked before faust commits
+            await finish_despite_cancellation(pipeline.drain())
+
+    pipeline_agent.__name__ = f"pipeline_{cfg.name.replace('-', '_').replace('.', '_')}"
+    app.agent(topic, name=f"spanstream.pipeline.{cfg.name}", concurrency=1)(pipeline_agent)

@@ -1,0 +1,100 @@
+"""Bytes ↔ records. Input validation raises ``InvalidRecord`` with a stable reason code;
+JSON Schemas from ``schemas/`` are compiled once."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+
+from stream.engine import Entity, Extraction, ModelInfo
+from stream.errors import InvalidRecord
+from stream.kafka.records import MISSING, DeadLetter, RecordRef, TextItem, now_ms
+from stream.schemas import TEXT_EVENT, validator
+
+
+def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str, ...], default_threshold: float,
+                 allow_label_override: bool, max_labels: int, max_text_chars: int,
+                 max_record_bytes: int) -> TextItem:
+    """Parse and validate one record value; raise InvalidRecord(reason, message)."""
+    value = ref.value
+    if value is None:
+        raise InvalidRecord("null_value", "record has no value (tombstone)")
+    if len(value) > max_record_bytes:
+        raise InvalidRecord("record_too_large", f"{len(value)} bytes > max_record_bytes={max_record_bytes}")
+    try:
+        raw_text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRecord("invalid_utf8", str(exc)) from None
+    labels, threshold, ident, metadata = default_labels, default_threshold, ref.default_id, MISSING
+    if input_format == "text":
+        text = raw_text
+    else:
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRecord("invalid_json", str(exc)) from None
+        errors = sorted(validator(TEXT_EVENT).iter_errors(obj), key=lambda e: list(e.path))
+        if errors:
+            err = errors[0]
+            where = "/".join(map(str, err.absolute_path)) or "(root)"
+            raise InvalidRecord("schema_violation", f"{where}: {err.message}")
+        text = obj["text"]
+        if "labels" in obj:
+            if not allow_label_override:
+                raise InvalidRecord("labels_not_allowed", "this pipeline does not accept per-event labels")
+            labels = tuple(dict.fromkeys(obj["labels"]))
+        threshold = float(obj.get("threshold", threshold))
+        ident = obj.get("id", ident)
+        metadata = obj.get("metadata", MISSING)
+    if not text.strip():
+        raise InvalidRecord("empty_text", "text is empty or whitespace only")
+    if len(text) > max_text_chars:
+        raise InvalidRecord("text_too_long", f"{len(text)} characters > max_text_chars={max_text_chars}")
+    if len(labels) > max_labels:
+        raise InvalidRecord("too_many_labels", f"{len(labels)} labels > max_labels={max_labels}")
+    return TextItem(ref, ident, text, labels, threshold, metadata)
+
+
+def encode_entity_event(item: TextItem, result: Extraction, model: ModelInfo, model_version: str,
+                        inference_ms: float, batch_size: int) -> bytes:
+    ref = item.ref
+    event: dict[str, Any] = {
+        "schema_version": 1,
+        "id": item.id,
+        "source": {"topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "timestamp": ref.timestamp},
+        "model": {"name": model.name, "version": model_version, "variant": model.variant},
+        "labels": list(item.labels),
+        "entities": [_entity(e) for e in result.entities],
+        "windowed": result.windowed,
+        "processing": {"received_at": ref.received_at, "processed_at": now_ms(),
+                       "inference_ms": round(inference_ms, 3), "batch_size": batch_size},
+    }
+    if item.metadata is not MISSING:
+        event["metadata"] = item.metadata
+    return orjson.dumps(event)
+
+
+def _entity(e: Entity) -> dict:
+    return {"text": e.text, "label": e.label, "start": e.start, "end": e.end, "score": round(e.score, 6)}
+
+
+def _bytes(data: bytes | None) -> dict | None:
+    if data is None:
+        return None
+    try:
+        return {"encoding": "utf8", "data": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "data": base64.b64encode(data).decode("ascii")}
+
+
+def encode_dead_letter(dead: DeadLetter, pipeline: str) -> bytes:
+    ref = dead.ref
+    return orjson.dumps({
+        "schema_version": 1, "reason": dead.reason, "message": dead.message[:2000], "pipeline": pipeline,
+        "source": {"topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "timestamp": ref.timestamp},
+        "key": _bytes(ref.key), "value": _bytes(ref.value),
+        "headers": [{"key": k, "value": _bytes(v)} for k, v in ref.headers],
+        "failed_at": now_ms(),
+    })

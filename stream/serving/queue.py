@@ -1,0 +1,300 @@
+"""The inference queue: the one owner of engine batches, shared by every stream and the HTTP API.
+
+A request's texts are prepared (split, tokenized, windowed) in a tokenizer thread, admitted
+against the queue's bound on **real tokens** (prompt and windows included) and texts — streams
+wait for room, HTTP callers get ``EngineOverloaded`` — and their rows join the pending queue.
+One owner task takes a lookahead window of pending rows (first come, first taken), cuts it with
+``engine.batching.plan_batches`` (sorted by length, within ``max_batch_rows`` and
+``max_batch_tokens`` padded tokens) and runs each batch in the inference thread, never on the
+event loop. A text is decoded when its last row is done; a request resolves when all its texts
+are. While one batch runs, the next requests are prepared and admitted.
+
+Failures stay with their owner: when a batch fails, its rows run one by one and only the texts
+whose own rows fail get an error (``Outcome.error``); rows of requests whose caller has gone are
+dropped before compute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from stream.engine import DecodeParams, Extraction, ModelEngine, Prepared, plan_batches
+from stream.engine.batching import DEFAULT_LOOKAHEAD, DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, padded_tokens
+from stream.errors import EngineError, EngineOverloaded
+from stream.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+__all__ = ["InferenceQueue", "Outcome", "QueueLimits"]
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """How the queue cuts batches and how much it holds (see ``Settings`` for the trade-offs)."""
+
+    max_batch_rows: int = DEFAULT_MAX_ROWS
+    max_batch_tokens: int = DEFAULT_MAX_TOKENS
+    max_batch_wait_s: float = 0.005
+    lookahead_rows: int = DEFAULT_LOOKAHEAD
+    max_queue_texts: int = 2048
+    max_queue_tokens: int = 262_144
+
+
+class Outcome(NamedTuple):
+    """One text's result, or the engine error that only this text met."""
+
+    extraction: Extraction | None
+    error: EngineError | None
+    inference_seconds: float
+    "Engine time of the batches that carried this text's rows."
+    batch_rows: int
+    "Rows in the largest batch that carried this text's rows (0: the text had no words)."
+
+
+@dataclass(eq=False)
+class _Text:
+    """A text in flight; its fields change only in the inference thread."""
+
+    prepared: Prepared
+    params: DecodeParams
+    request: "_Request"
+    outputs: list[Any] = field(default_factory=list)
+    remaining: int = 0
+    seconds: float = 0.0
+    batch_rows: int = 0
+    error: EngineError | None = None
+
+
+@dataclass(eq=False)
+class _Request:
+    texts: list[_Text]
+    tokens: int
+    future: asyncio.Future
+    remaining: int
+    enqueued: float = field(default_factory=time.perf_counter)
+    waited: bool = False
+
+
+class _Row(NamedTuple):
+    text: _Text
+    window: int
+    length: int
+
+
+class InferenceQueue:
+    def __init__(self, engine: ModelEngine, metrics: Metrics, limits: QueueLimits = QueueLimits()):
+        self.engine = engine
+        self.metrics = metrics
+        self.limits = limits
+        self._infer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanstream-infer")
+        self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanstream-prepare")
+        self._pending: deque[_Row] = deque()
+        self._rows_ready: asyncio.Event | None = None
+        self._room: asyncio.Condition | None = None
+        self._queued_texts = 0
+        self._queued_tokens = 0
+        self._task: asyncio.Task | None = None
+
+    @property
+    def queued_texts(self) -> int:
+        return self._queued_texts
+
+    @property
+    def healthy(self) -> bool:
+        """False once the owner task has died (a bug): liveness probes report it."""
+        return self._task is None or not self._task.done()
+
+    def _ensure_started(self) -> None:
+        if self._task is None:
+            self._rows_ready = asyncio.Event()
+            self._room = asyncio.Condition()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="spanstream-inference-queue")
+
+    async def submit(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams], *,
+                     wait: bool = True) -> list[Outcome]:
+        """Outcomes for ``texts``, in order; see ``admit``."""
+        return await (await self.admit(texts, labels, params, wait=wait))
+
+    async def admit(self, texts: list[str], labels: list[tuple[str, ...]], params: list[DecodeParams], *,
+                    wait: bool = True) -> asyncio.Future:
+        """Prepare and queue ``texts``; return the future of their outcomes.
+
+        With ``wait=False`` a full queue raises ``EngineOverloaded`` (HTTP: 429); with ``wait=True``
+        the caller waits for room (streams: consumption pauses). A request larger than the whole
+        bound is admitted alone into an empty queue.
+        """
+        self._ensure_started()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not texts:
+            future.set_result([])
+            return future
+        prepared = await loop.run_in_executor(self._prepare_pool, self._prepare, texts, labels)
+        request = _Request([], 0, future, len(texts))
+        for p, prm in zip(prepared, params):
+            text = _Text(p if isinstance(p, Prepared) else None, prm, request)
+            if isinstance(p, EngineError):
+                text.error = p
+            else:
+                text.outputs = [None] * len(p.rows)
+                text.remaining = len(p.rows)
+                request.tokens += p.tokens
+            request.texts.append(text)
+        await self._make_room(len(texts), request.tokens, wait)
+        finished = [t for t in request.texts if t.remaining == 0]
+        self._queued_texts += len(texts) - len(finished)
+        self._queued_tokens += request.tokens
+        self._gauges()
+        for text in request.texts:
+            for window, length in enumerate(text.prepared.lengths if text.prepared else ()):
+                self._pending.append(_Row(text, window, length))
+        if finished:  # texts with no words, or that failed to prepare: done already
+            for t in finished:
+                self._finish(t)
+            self._resolve(finished)
+        self._rows_ready.set()
+        return future
+
+    def _prepare(self, texts: list[str], labels: list[tuple[str, ...]]) -> list[Prepared | EngineError]:
+        try:
+            return self.engine.prepare(texts, labels)
+        except Exception:  # find the text(s) at fault; the others go on
+            out: list[Prepared | EngineError] = []
+            for text, lab in zip(texts, labels):
+                try:
+                    out.extend(self.engine.prepare([text], [lab]))
+                except Exception as exc:
+                    out.append(EngineError(f"prepare failed: {type(exc).__name__}: {exc}"))
+            return out
+
+    async def _make_room(self, texts: int, tokens: int, wait: bool) -> None:
+        lim = self.limits
+
+        def fits() -> bool:
+            return self._queued_texts == 0 or (self._queued_texts + texts <= lim.max_queue_texts
+                                               and self._queued_tokens + tokens <= lim.max_queue_tokens)
+        if fits():
+            return
+        if not wait:
+            raise EngineOverloaded(retry_after=1.0)
+        async with self._room:
+            await self._room.wait_for(fits)
+
+    def _gauges(self) -> None:
+        self.metrics.queue_depth.set(self._queued_texts)
+        self.metrics.queue_tokens.set(self._queued_tokens)
+
+    async def _window(self) -> list[_Row]:
+        """The next rows to batch: up to ``lookahead_rows``, after a short wait to coalesce."""
+        lim = self.limits
+        while not self._pending:
+            self._rows_ready.clear()
+            await self._rows_ready.wait()
+        if len(self._pending) < lim.max_batch_rows and lim.max_batch_wait_s > 0:
+            await asyncio.sleep(lim.max_batch_wait_s)
+        window: list[_Row] = []
+        while self._pending and len(window) < lim.lookahead_rows:
+            row = self._pending.popleft()
+            if row.text.request.future.done():  # caller went away: no compute for it
+                self._drop(row)
+            else:
+                window.append(row)
+        return window
+
+    def _drop(self, row: _Row) -> None:
+        self._queued_tokens -= row.length
+        row.text.remaining -= 1
+        if row.text.remaining == 0:
+            self._queued_texts -= 1
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            window = await self._window()
+            for batch in plan_batches([r.length for r in window], self.limits.max_batch_rows,
+                                      self.limits.max_batch_tokens):
+                rows = [window[i] for i in batch if not window[i].text.request.future.done()]
+                for row in (window[i] for i in batch if window[i].text.request.future.done()):
+                    self._drop(row)
+                if not rows:
+                    continue
+                now = time.perf_counter()
+                for row in rows:
+                    if not row.text.request.waited:
+                        row.text.request.waited = True
+                        self.metrics.queue_wait_seconds.observe(now - row.text.request.enqueued)
+                self.metrics.inflight_batches.inc()
+                try:
+                    finished = await loop.run_in_executor(self._infer_pool, self._infer, rows)
+                finally:
+                    self.metrics.inflight_batches.dec()
+                self.metrics.batch_size.observe(len(rows))
+                self.metrics.batch_tokens.observe(padded_tokens([r.length for r in rows]))
+                self.metrics.inference_seconds.observe(time.perf_counter() - now)
+                self._queued_tokens -= sum(r.length for r in rows)
+                self._queued_texts -= len(finished)
+                self._resolve(finished)
+                self._gauges()
+                async with self._room:
+                    self._room.notify_all()
+
+    def _infer(self, rows: list[_Row]) -> list[_Text]:
+        """Inference thread: run one batch, store each row's output, decode finished texts."""
+        started = time.perf_counter()
+        try:
+            outputs: list[Any] = self.engine.run([r.text.prepared.rows[r.window] for r in rows])
+        except Exception as exc:
+            log.warning("engine failed on a batch of %d rows (%r); running them one by one", len(rows), exc)
+            outputs = []
+            for r in rows:
+                try:
+                    outputs.extend(self.engine.run([r.text.prepared.rows[r.window]]))
+                except Exception as row_exc:
+                    outputs.append(EngineError(f"{type(row_exc).__name__}: {row_exc}"))
+        seconds = time.perf_counter() - started
+        finished = []
+        for row, out in zip(rows, outputs):
+            text = row.text
+            text.outputs[row.window] = out
+            text.seconds += seconds
+            text.batch_rows = max(text.batch_rows, len(rows))
+            if isinstance(out, EngineError) and text.error is None:
+                text.error = out
+            text.remaining -= 1
+            if text.remaining == 0:
+                self._finish(text)
+                finished.append(text)
+        return finished
+
+    def _finish(self, text: _Text) -> None:
+        """Decode a text whose rows are all done (inference thread, or at admission)."""
+        if text.error is None:
+            try:
+                text.outputs = [self.engine.decode(text.prepared, text.outputs, text.params)]
+            except Exception as exc:
+                text.error = EngineError(f"decode failed: {type(exc).__name__}: {exc}")
+
+    def _resolve(self, finished: list[_Text]) -> None:
+        for text in finished:
+            request = text.request
+            request.remaining -= 1
+            if request.remaining == 0 and not request.future.done():
+                request.future.set_result([
+                    Outcome(None if t.error else t.outputs[0], t.error, t.seconds, t.batch_rows)
+                    for t in request.texts])
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._infer_pool.shutdown(wait=True)
+        self._prepare_pool.shutdown(wait=True)

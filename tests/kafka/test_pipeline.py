@@ -1,0 +1,110 @@
+"""StreamPipeline without a broker: an in-memory publisher sink stands in for Kafka delivery
+(the real-broker behaviour is in test_worker_e2e / test_worker_group); the queue and model are real."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+
+from stream.config import PipelineConfig
+from stream.engine import load_engine
+from stream.errors import EngineError, InvalidRecord
+from stream.kafka.pipeline import StreamPipeline
+from stream.kafka.policy import Action, decide
+from stream.kafka.publisher import Publisher
+from stream.kafka.records import RecordRef
+from stream.metrics import Metrics
+from stream.serving import InferenceQueue, QueueLimits
+
+MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-gliner"
+CFG = PipelineConfig(name="p", input_topics=["in"], output_topic="out", dead_letter_topic="dlq",
+                     labels=["person", "location"])
+
+
+class MemorySink:
+    """Publisher stand-in: deliveries complete when ``gate`` opens; ``reject`` picks records the
+    broker refuses (non-retriable)."""
+
+    outcomes = staticmethod(Publisher.outcomes)
+
+    def __init__(self, reject=lambda record: False):
+        self.gate = asyncio.Event()
+        self.sent: list = []
+        self.reject = reject
+
+    async def send(self, records):
+        futures = []
+        for r in records:
+            self.sent.append(r)
+            futures.append(asyncio.ensure_future(self._deliver(r)))
+        return futures
+
+    async def _deliver(self, record):
+        await self.gate.wait()
+        if self.reject(record):
+            raise MessageSizeTooLargeError()
+
+    async def deliver(self, records):
+        return await self.outcomes(await self.send(records))
+
+
+def _refs(ids: list[str], start: int = 0) -> list[RecordRef]:
+    return [RecordRef("in", 0, start + i, None, None, orjson.dumps({"id": x, "text": f"{x} lives in Paris."}), (),
+                      0) for i, x in enumerate(ids)]
+
+
+def _pipeline(sink) -> StreamPipeline:
+    queue = InferenceQueue(load_engine(MODEL, "fp32"), Metrics.create(), QueueLimits(max_batch_wait_s=0))
+    return StreamPipeline(CFG, queue, sink, queue.metrics)
+
+
+async def test_batches_overlap_and_acks_follow_delivery_in_order():
+    sink = MemorySink()
+    pipeline = _pipeline(sink)
+    acked: list = []
+
+    async def ack(event):
+        acked.append(event)
+
+    first, second = _refs(["a", "b", "c"]), _refs(["d", "e"], start=3)
+    await pipeline.feed(["ev0", "ev1", "ev2"], first, ack)  # returns before its outputs exist
+    await pipeline.feed(["ev3", "ev4"], second, ack)
+    for _ in range(200):  # both batches are inferred and handed to the producer, none delivered yet
+        if len(sink.sent) == 5:
+            break
+        await asyncio.sleep(0.02)
+    assert len(sink.sent) == 5 and acked == []
+    assert [orjson.loads(r.value)["id"] for r in sink.sent] == ["a", "b", "c", "d", "e"]
+    sink.gate.set()
+    await pipeline.drain()
+    assert acked == ["ev0", "ev1", "ev2", "ev3", "ev4"]
+    await pipeline.queue.close()
+
+
+async def test_a_record_the_broker_refuses_is_dead_lettered_and_the_partition_moves_on():
+    sink = MemorySink(reject=lambda r: r.topic == "out" and b'"id":"big"' in r.value)
+    sink.gate.set()
+    pipeline = _pipeline(sink)
+    acked: list = []
+
+    async def ack(event):
+        acked.append(event)
+
+    await pipeline.feed([0, 1, 2], _refs(["x", "big", "y"]), ack)
+    await pipeline.drain()
+    assert acked == [0, 1, 2]
+    (letter,) = [orjson.loads(r.value) for r in sink.sent if r.topic == "dlq"]
+    assert letter["reason"] == "publish_rejected" and letter["source"]["offset"] == 1 and letter["value"] is None
+    await pipeline.queue.close()
+
+
+def test_the_failure_table():
+    assert decide(InvalidRecord("invalid_json", "x")) == (Action.DEAD_LETTER, "invalid_json")
+    assert decide(EngineError("boom")) == (Action.DEAD_LETTER, "engine_error")
+    assert decide(EngineError("busy", retriable=True)).action is Action.RETRY
+    assert decide(KafkaConnectionError()).action is Action.RETRY
+    assert decide(MessageSizeTooLargeError()) == (Action.DEAD_LETTER, "publish_rejected")
+    assert decide(RuntimeError("bug")).action is Action.FATAL

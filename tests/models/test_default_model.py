@@ -1,0 +1,63 @@
+"""The embedded default model: found with no configuration, and finds sensible entities."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from stream.engine import Extractor, default_model_path
+from devtools.localkafka import free_port
+
+NEWS = [
+    ("Angela Merkel met Emmanuel Macron in Paris on Tuesday.",
+     {("Angela Merkel", "person"), ("Emmanuel Macron", "person"), ("Paris", "location")}),
+    ("Microsoft bought a startup in Seattle for two billion dollars.",
+     {("Microsoft", "organization"), ("Seattle", "location")}),
+    ("Serena Williams won Wimbledon in 2002.", {("Serena Williams", "person"), ("2002", "date")}),
+    ("The United Nations held a summit in Geneva last March.",
+     {("United Nations", "organization"), ("Geneva", "location")}),
+]
+LABELS = ["person", "organization", "location", "date"]
+
+
+@pytest.fixture(scope="module")
+def default_extractor() -> Extractor:
+    return Extractor.load()
+
+
+def test_default_model_is_the_embedded_int8_folder(default_extractor):
+    info = default_extractor.info
+    assert info.path == str(default_model_path()) and info.variant == "int8" and info.graph == "fast"
+    card = (default_model_path() / "README.md").read_text()
+    assert "Data sources and licences" in card and "make model" in card
+
+
+def test_default_model_finds_entities_in_news(default_extractor):
+    results = default_extractor.extract([t for t, _ in NEWS], LABELS, threshold=0.4)
+    expected = set().union(*(exp for _, exp in NEWS))
+    found = {(e.text, e.label) for row in results for e in row}
+    recall = len(expected & found) / len(expected)
+    wrong_label = {(t, lab) for t, lab in found if any(t == et and lab != el for et, el in expected)}
+    print(f"DEFAULT MODEL: recall {recall:.2f} on {len(expected)} news entities; found {sorted(found)}")
+    assert recall >= 0.7, found
+    assert len(wrong_label) <= 1, wrong_label
+
+
+def test_extract_cli_uses_the_default_model():
+    proc = subprocess.run([sys.executable, "-m", "stream", "extract", "--labels", "person,location"],
+                          input=json.dumps({"text": NEWS[0][0]}).encode(), capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ents = {(e["text"], e["label"]) for e in json.loads(proc.stdout)["entities"]}
+    assert ("Angela Merkel", "person") in ents
+
+
+@pytest.mark.kafka
+def test_make_run_demo_shows_entities_flowing(kafka_bootstrap):
+    proc = subprocess.run([sys.executable, "-m", "devtools", "demo", "--bootstrap", kafka_bootstrap,
+                           "--http-port", str(free_port())], capture_output=True, timeout=300)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out[-3000:] + proc.stderr.decode()[-3000:]
+    assert out.count("→") == 10 and "(person" in out

@@ -1,0 +1,120 @@
+"""The inference queue on the real tiny model: batches by real token cost across requests,
+failures stay with their own text, callers that left cost nothing, a full queue answers at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from stream.engine import DecodeParams, Extractor, load_engine
+from stream.engine.batching import padded_tokens
+from stream.errors import EngineOverloaded
+from stream.metrics import Metrics
+from stream.serving import InferenceQueue, QueueLimits
+
+MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-gliner"
+LABELS = ("person", "location")
+PARAMS = DecodeParams(0.3)
+
+
+class RecordingEngine:
+    """The real engine, recording each batch's row lengths; rows of texts containing POISON fail."""
+
+    def __init__(self, engine):
+        self._engine = engine
+        self.info = engine.info
+        self.batches: list[list[int]] = []
+        self._poison: set[int] = set()
+
+    def prepare(self, texts, labels):
+        prepared = self._engine.prepare(texts, labels)
+        for p in prepared:
+            if "POISON" in p.text:
+                self._poison.update(id(r) for r in p.rows)
+        return prepared
+
+    def run(self, rows):
+        self.batches.append([r.ids.size for r in rows])
+        if any(id(r) in self._poison for r in rows):
+            raise ValueError("poisoned row")
+        return self._engine.run(rows)
+
+    def feed(self, rows):
+        return self._engine.feed(rows)
+
+    def decode(self, prepared, outputs, params):
+        return self._engine.decode(prepared, outputs, params)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_engine(MODEL, "fp32")
+
+
+def _texts(n: int) -> list[str]:
+    base = ["Angela Merkel met Emmanuel Macron in Paris.", "The Nile flows through Egypt.",
+            "Serena Williams won Wimbledon in 2002 after a long final in London."]
+    return [base[i % 3] + " And more" * (i % 4) for i in range(n)]
+
+
+async def test_rows_of_many_requests_share_batches_cut_by_real_token_cost(engine):
+    recording = RecordingEngine(engine)
+    queue = InferenceQueue(recording, Metrics.create(), QueueLimits(max_batch_rows=4, max_batch_tokens=160,
+                                                                   max_batch_wait_s=0.05))
+    long_text = "Ada Lovelace wrote notes in London . " * 40  # windowed: several rows
+    requests = [_texts(3), [long_text], _texts(5)]
+    try:
+        results = await asyncio.gather(*(queue.submit(t, [LABELS] * len(t), [PARAMS] * len(t)) for t in requests))
+    finally:
+        await queue.close()
+    for batch in recording.batches:
+        assert len(batch) <= 4 and (len(batch) == 1 or padded_tokens(batch) <= 160), batch
+    assert max(len(b) for b in recording.batches) > 1
+    expected = Extractor(engine).extract_detailed([t for r in requests for t in r], list(LABELS), threshold=0.3)
+    got = [o.extraction for r in results for o in r]
+    assert [[(e.start, e.end, e.label) for e in x.entities] for x in got] == \
+           [[(e.start, e.end, e.label) for e in x.entities] for x in expected]
+    assert got[3].windowed and all(o.error is None for r in results for o in r)
+
+
+async def test_a_failing_text_fails_alone_and_its_batch_mates_get_results(engine):
+    recording = RecordingEngine(engine)
+    queue = InferenceQueue(recording, Metrics.create(), QueueLimits(max_batch_wait_s=0.05))
+    try:
+        good, mixed = await asyncio.gather(
+            queue.submit(_texts(3), [LABELS] * 3, [PARAMS] * 3),
+            queue.submit(["Paris is in France.", "POISON text"], [LABELS] * 2, [PARAMS] * 2))
+    finally:
+        await queue.close()
+    assert len(recording.batches[0]) == 5  # all five texts shared the batch that failed
+    assert all(o.error is None and o.extraction is not None for o in good)
+    assert mixed[0].error is None and mixed[0].extraction is not None
+    assert mixed[1].extraction is None and "poisoned row" in str(mixed[1].error)
+
+
+async def test_a_caller_that_went_away_costs_no_compute(engine):
+    recording = RecordingEngine(engine)
+    queue = InferenceQueue(recording, Metrics.create(), QueueLimits(max_batch_wait_s=0.2))
+    try:
+        gone = await queue.admit(["Berlin is big."], [LABELS], [PARAMS])
+        gone.cancel()
+        (kept,) = await queue.submit(["Paris is in France."], [LABELS], [PARAMS])
+    finally:
+        await queue.close()
+    assert kept.extraction is not None and sum(len(b) for b in recording.batches) == 1
+    assert queue.queued_texts == 0
+
+
+async def test_a_full_queue_refuses_at_once_when_told_not_to_wait(engine):
+    queue = InferenceQueue(RecordingEngine(engine), Metrics.create(),
+                           QueueLimits(max_batch_wait_s=0.3, max_queue_tokens=40))
+    try:
+        first = await queue.admit(_texts(2), [LABELS] * 2, [PARAMS] * 2)  # alone, over the bound: admitted
+        with pytest.raises(EngineOverloaded):
+            await queue.admit(_texts(1), [LABELS], [PARAMS], wait=False)
+        waiting = asyncio.ensure_future(queue.submit(_texts(1), [LABELS], [PARAMS]))  # a stream waits for room
+        assert len(await first) == 2 and len(await waiting) == 1
+    finally:
+        await queue.close()
