@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stream.config import PipelineConfig, Settings
 from stream.metrics import Metrics
 from stream.serving import InferenceQueue, QueueLimits, get_engine
+
+if TYPE_CHECKING:  # kafka and http load only when a worker or HTTP is configured
+    from stream.http.api import Api
+    from stream.kafka.pipeline import StreamPipeline
+    from stream.kafka.publisher import Publisher
 
 __all__ = ["Runtime", "build_runtime", "http_limits", "queue_limits"]
 
@@ -36,12 +42,12 @@ class Runtime:
     metrics: Metrics
     queues: tuple[InferenceQueue, ...]
     "One per loaded model; the first serves HTTP."
-    pipelines: tuple = ()
-    "``StreamPipeline``s (worker only)."
-    publisher: object | None = None
-    "The ``Publisher`` shared by every pipeline (worker only)."
-    api: object | None = None
-    "The HTTP ``Api`` (when HTTP is enabled)."
+    pipelines: tuple[StreamPipeline, ...] = ()
+    "Worker only."
+    publisher: Publisher | None = None
+    "Shared by every pipeline (worker only)."
+    api: Api | None = None
+    "When HTTP is enabled."
 
     async def close(self) -> None:
         """After the pipelines have drained: stop the producer, then the inference queues."""

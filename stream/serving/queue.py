@@ -61,7 +61,8 @@ class Outcome(NamedTuple):
 class _Text:
     """A text in flight; its fields change only in the inference thread."""
 
-    prepared: Prepared
+    prepared: Prepared | None
+    "None when preparing the text failed (``error`` says why)."
     params: DecodeParams
     request: "_Request"
     outputs: list[Any] = field(default_factory=list)
