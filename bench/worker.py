@@ -54,7 +54,11 @@ def engine_main(args: argparse.Namespace) -> None:
     from stream.engine import Extractor
 
     extractor = Extractor.load(args.model, variant=args.variant)
-    from stream.engine.batching import DEFAULT_LOOKAHEAD, DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS
+    from stream.engine.batching import (
+        DEFAULT_LOOKAHEAD,
+        DEFAULT_MAX_ROWS,
+        DEFAULT_MAX_TOKENS,
+    )
 
     ns = argparse.Namespace(labels=",".join(LABELS), threshold=0.5, nested=False, multi_label=False,
                             batch_size=DEFAULT_MAX_ROWS, max_batch_tokens=DEFAULT_MAX_TOKENS,

@@ -9,14 +9,26 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+import tomllib
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.engine.batching import DEFAULT_LOOKAHEAD, DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS
+from stream.engine.batching import (
+    DEFAULT_LOOKAHEAD,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_MAX_TOKENS,
+)
 from stream.errors import ConfigError
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
-    "SpanstreamError", "ConfigError", "ModelLoadError", "InvalidRecord", "EngineError",
+    "SpanstreamError", "ConfigError", "ModelLoadError", "InvalidInput", "EngineError",
     "EngineOverloaded", "PublishError",
 ]
 
@@ -22,8 +22,10 @@ class ModelLoadError(SpanstreamError):
     """A model folder is missing, incomplete, or of an unsupported kind."""
 
 
-class InvalidRecord(SpanstreamError):
-    """An input record cannot be processed; ``reason`` is a stable dead-letter code."""
+class InvalidInput(SpanstreamError):
+    """An input (a record, a text, a label set) cannot be processed, whoever retries it.
+
+    ``reason`` is a stable code (the dead letter's reason, the HTTP error's ``reason``)."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(f"{reason}: {message}")

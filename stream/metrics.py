@@ -29,6 +29,7 @@ class Metrics:
     http_request_seconds: Histogram
     consumer_lag: Gauge
     model_info: Gauge
+    labels_over_max_types: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> "Metrics":
@@ -64,4 +65,7 @@ class Metrics:
                                ["topic", "partition"], registry=r),
             model_info=Gauge("spanstream_model_info", "The loaded model (value 1).",
                              ["name", "family", "variant", "version"], registry=r),
+            labels_over_max_types=Counter("spanstream_labels_over_max_types_total",
+                                          "Requests and events asking for more labels than the model's max_types "
+                                          "(served, but the model was not trained on that many).", registry=r),
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stream.config import PipelineConfig, Settings
+from stream.errors import ConfigError, InvalidInput
 from stream.metrics import Metrics
 from stream.serving import InferenceQueue, QueueLimits, get_engine
 
@@ -80,6 +81,11 @@ def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), 
         from stream.kafka.publisher import Publisher
 
         publisher = Publisher(settings)
+        for i, cfg in enumerate(pipelines):
+            try:
+                queue_for(cfg.model).check_labels(tuple(dict.fromkeys(cfg.labels)))
+            except InvalidInput as exc:
+                raise ConfigError(f"pipelines[{i}].labels (pipeline {cfg.name!r}): {exc.message}") from None
         streams = [StreamPipeline(cfg, queue_for(cfg.model), publisher, metrics, model_version=settings.model_version,
                                   max_unacked_events=settings.max_unacked_events,
                                   publish_timeout_s=settings.publish_timeout_s) for cfg in pipelines]

@@ -14,9 +14,12 @@ from typing import IO
 
 import orjson
 
-from stream.engine.batching import DEFAULT_LOOKAHEAD, DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS
-from stream.errors import ModelLoadError
-
+from stream.engine.batching import (
+    DEFAULT_LOOKAHEAD,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_MAX_TOKENS,
+)
+from stream.errors import InvalidInput, ModelLoadError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -82,33 +85,56 @@ def extract_stream(extractor, source: IO[bytes], out: IO[bytes], args: argparse.
     pending: list[tuple[int, object, str, list[str]] | dict] = []  # in input order
     for number, raw in _lines(source):
         try:
-            pending.append((number, *parse_line(raw, default_labels)))
+            item = (number, *parse_line(raw, default_labels))
+            extractor.engine.check_labels(tuple(dict.fromkeys(item[3])))
+            pending.append(item)
         except ValueError as exc:
             failed += 1
             pending.append({"line": number, "error": str(exc)})
+        except InvalidInput as exc:
+            failed += 1
+            pending.append({"line": number, "error": exc.message, "reason": exc.reason})
         if len(pending) >= args.lookahead:
-            _flush(extractor, pending, args, out)
+            failed += _flush(extractor, pending, args, out)
             pending = []
     if pending:
-        _flush(extractor, pending, args, out)
+        failed += _flush(extractor, pending, args, out)
     out.flush()
     return failed
 
 
-def _flush(extractor, pending, args, out) -> None:
+def _flush(extractor, pending, args, out) -> int:
+    """Extract a chunk of lines; if the engine fails on it, each line alone (only bad lines fail)."""
     good = [p for p in pending if not isinstance(p, dict)]
-    results = iter(extractor.extract_detailed([p[2] for p in good], [p[3] for p in good],
-                                              threshold=args.threshold, flat_ner=not args.nested,
-                                              multi_label=args.multi_label, batch_size=args.batch_size,
-                                              max_batch_tokens=args.max_batch_tokens))
+
+    def extract(items):
+        return extractor.extract_detailed([p[2] for p in items], [p[3] for p in items], threshold=args.threshold,
+                                          flat_ner=not args.nested, multi_label=args.multi_label,
+                                          batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens)
+    try:
+        results = iter(extract(good))
+    except Exception:
+        alone = []
+        for p in good:
+            try:
+                alone.extend(extract([p]))
+            except Exception as exc:
+                alone.append({"line": p[0], "error": f"{type(exc).__name__}: {exc}"})
+        results = iter(alone)
+    failed = 0
     for item in pending:
         if isinstance(item, dict):
             out.write(orjson.dumps(item) + b"\n")
             continue
         number, ident = item[0], item[1]
         result = next(results)
+        if isinstance(result, dict):
+            failed += 1
+            out.write(orjson.dumps(result) + b"\n")
+            continue
         record = {"id": ident if ident is not None else number,
                   "entities": [e._asdict() for e in result.entities]}
         if result.windowed:
             record["windowed"] = True
         out.write(orjson.dumps(record) + b"\n")
+    return failed

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
-
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from stream.engine.batching import DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, plan_batches
-from stream.engine.folder import ModelFolder, Variant, download_from_hub, resolve_model_folder
+from stream.engine.folder import (
+    ModelFolder,
+    Variant,
+    download_from_hub,
+    resolve_model_folder,
+)
 from stream.engine.gliner_span import GlinerSpanEngine, ModelInfo
 from stream.engine.params import DecodeParams
 from stream.engine.types import Entity, Extraction, Prepared
@@ -33,6 +36,9 @@ class ModelEngine(Protocol):
     many texts together (``engine.batching``) between ``prepare`` and ``run``."""
 
     info: ModelInfo
+
+    def check_labels(self, labels: tuple[str, ...]) -> None:
+        """Raise ``InvalidInput`` for a label set the model cannot take (before work is queued)."""
 
     def prepare(self, texts: list[str], labels: list[tuple[str, ...]]) -> list[Prepared]:
         """Split, tokenize and window; pure CPU work."""

@@ -32,6 +32,10 @@ class GlinerConfig:
     words_splitter_type: str
     subtoken_pooling: str
     name: str
+    max_types: int = 25
+    "Label count the model was trained with; more still work, but accuracy is untested there."
+    max_positions: int | None = None
+    "The encoder's ``max_position_embeddings``: a token limit besides the tokenizer's."
 
     @classmethod
     def parse(cls, raw: dict, source: Path) -> "GlinerConfig":
@@ -53,9 +57,15 @@ class GlinerConfig:
             return cls(span_mode=span_mode, max_width=int(raw.get("max_width", 12)),
                        max_len=int(raw.get("max_len", 384)), ent_token=raw.get("ent_token", "<<ENT>>"),
                        sep_token=raw.get("sep_token", "<<SEP>>"), words_splitter_type=splitter,
-                       subtoken_pooling=pooling, name=str(raw.get("name") or "gliner"))
+                       subtoken_pooling=pooling, name=str(raw.get("name") or "gliner"),
+                       max_types=int(raw.get("max_types") or 25),
+                       max_positions=_int_or_none((raw.get("encoder_config") or {}).get("max_position_embeddings")))
         except (TypeError, ValueError) as exc:
             raise ModelLoadError(f"{source}: invalid value: {exc}") from exc
+
+
+def _int_or_none(value) -> int | None:
+    return int(value) if value else None
 
 
 @dataclass(frozen=True)

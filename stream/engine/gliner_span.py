@@ -15,12 +15,12 @@ from stream.engine.decode import candidate_spans, greedy_search
 from stream.engine.fastgraph import GraphPatternError, fast_graph_path
 from stream.engine.folder import ModelFolder
 from stream.engine.params import DecodeParams
-from stream.engine.prompt import EncodedWords, PromptEncoder, Row
+from stream.engine.prompt import EncodedWords, PromptEncoder, Row, drop_silent_words
 from stream.engine.session import OnnxSession
 from stream.engine.splitter import split_words
 from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
-from stream.engine.types import Entity, Extraction, Prepared, WordSpan, Words
-from stream.engine.windows import merge_window_spans, plan_windows
+from stream.engine.types import Entity, Extraction, Prepared, Words, WordSpan
+from stream.engine.windows import merge_window_candidates, plan_windows
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ class ModelInfo:
     path: str
     graph: str = "exported"
     "'fast' (rewritten span head) or 'exported' (the graph as shipped)"
+    max_types: int = 25
+    "Labels per request the model was trained with; more are allowed (and counted)."
+    max_tokens: int = 512
+    "Tokens per model row (prompt, text and special tokens)."
 
 
 class GlinerSpanEngine:
@@ -51,7 +55,8 @@ class GlinerSpanEngine:
         cfg = folder.config
         self.max_width = cfg.max_width
         self.max_len = cfg.max_len
-        self.encoder = PromptEncoder(folder.tokenizer_file, folder.tokenizer_config, cfg.ent_token, cfg.sep_token)
+        self.encoder = PromptEncoder(folder.tokenizer_file, folder.tokenizer_config, cfg.ent_token, cfg.sep_token,
+                                     cfg.max_positions)
         onnx_file = folder.onnx_file
         if graph == "fast":
             try:
@@ -63,13 +68,25 @@ class GlinerSpanEngine:
             raise ValueError(f"graph must be 'fast' or 'exported', not {graph!r}")
         self.session = OnnxSession(onnx_file, INPUT_NAMES, OUTPUT_NAMES, threads)
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
-                              str(folder.root), graph)
+                              str(folder.root), graph, cfg.max_types, self.encoder.max_tokens)
+
+    def check_labels(self, labels: tuple[str, ...]) -> None:
+        """Raise ``InvalidInput`` (``invalid_label``, ``labels_too_long``) for a label set this
+        model cannot take; call it before queueing work."""
+        self.encoder.check_labels(labels)
 
     def prepare(self, texts: list[str], labels: list[tuple[str, ...]]) -> list[Prepared]:
-        """Split, tokenize and window every text (pure CPU work, no model call)."""
+        """Split, tokenize and window every text (pure CPU work, no model call); raises
+        ``InvalidInput`` if a label set does not fit (see ``check_labels``)."""
+        for label_set in set(labels):
+            self.encoder.check_labels(label_set)
         splits = [split_words(t) for t in texts]
         live = [i for i, s in enumerate(splits) if s.words]
-        encoded: dict[int, EncodedWords] = dict(zip(live, self.encoder.encode_words([splits[i].words for i in live])))
+        encoded: dict[int, EncodedWords] = {}
+        for i, enc in zip(live, self.encoder.encode_words([splits[i].words for i in live])):
+            splits[i], enc = drop_silent_words(splits[i], enc)
+            if enc.ids.size:
+                encoded[i] = enc
         out = []
         for i, (text, words) in enumerate(zip(texts, splits)):
             rows: list[Row] = []
@@ -96,14 +113,15 @@ class GlinerSpanEngine:
         """Row logits (one per window, in row order) → the text's entities."""
         labels = prepared.labels
         thresholds = np.asarray([params.threshold_for(lab) for lab in labels], dtype=np.float32)
-        found: list[WordSpan] = []
-        for row, offset, row_logits in zip(prepared.rows, prepared.offsets, logits):
-            spans = candidate_spans(row_logits[:, :, :len(labels)], row.num_words, thresholds)
-            # Decode each window as gliner decodes a text; windows are then merged below.
-            found.extend(WordSpan(s.start + offset, s.end + offset, s.label_index, s.score)
-                         for s in greedy_search(spans, params.flat_ner, params.multi_label))
+        candidates = [[WordSpan(s.start + offset, s.end + offset, s.label_index, s.score)
+                       for s in candidate_spans(row_logits[:, :, :len(labels)], row.num_words, thresholds)]
+                      for row, offset, row_logits in zip(prepared.rows, prepared.offsets, logits)]
         if prepared.windowed:
-            found = greedy_search(merge_window_spans(found), params.flat_ner, params.multi_label)
+            bounds = [(offset, offset + row.num_words) for row, offset in zip(prepared.rows, prepared.offsets)]
+            merged = merge_window_candidates(candidates, bounds)
+        else:
+            merged = candidates[0] if candidates else []
+        found = greedy_search(merged, params.flat_ner, params.multi_label)
         return Extraction(_to_entities(prepared.text, prepared.words, found, labels), prepared.windowed)
 
 

@@ -3,6 +3,16 @@
 Mirrors gliner's ``prepare_inputs`` + ``prepare_word_mask`` (first-subtoken pooling): the text
 words are encoded once per text, label prompts once per label set (cached), and each model row
 is assembled from those pieces, so windows of one text never re-tokenize it.
+
+Deliberate differences: gliner numbers words by *distinct* word ids in the encoding, so a word
+that tokenizes to nothing (a lone U+FFFD, a control character) shifts every later word by one
+and entities come back a word off. Here such words are dropped before rows are built
+(``drop_silent_words``), and a word's number is its position (as gline-rs does); on text where
+every word has a sub-token all three agree.
+
+Label sets are checked before any work is queued (``check_labels``): every label must have a
+visible character and a token, and the prompt must leave at least half of the model's window to
+the text, so that windows make progress.
 """
 
 from __future__ import annotations
@@ -14,7 +24,9 @@ from typing import NamedTuple
 import numpy as np
 from tokenizers import Tokenizer
 
-from stream.errors import ModelLoadError
+from stream.engine.splitter import is_invisible
+from stream.engine.types import Words
+from stream.errors import InvalidInput, ModelLoadError
 
 _HUGE = 10**6
 
@@ -28,6 +40,19 @@ class EncodedWords(NamedTuple):
     "int64 [tokens]; words that produce no sub-word simply have no entry"
     word_token_counts: np.ndarray
     "int64 [words]"
+
+
+def drop_silent_words(words: Words, encoded: EncodedWords) -> tuple[Words, EncodedWords]:
+    """Remove the words the tokenizer turns into nothing (a lone U+FFFD or control character):
+    the model cannot see them, and as empty words they would still take a place in the word
+    sequence the span layers read. The text is then scored exactly as if they were spaces."""
+    keep = encoded.word_token_counts > 0
+    if keep.all():
+        return words, encoded
+    new_index = np.cumsum(keep) - 1
+    kept = np.flatnonzero(keep).tolist()
+    return (Words([words.words[i] for i in kept], [words.starts[i] for i in kept], [words.ends[i] for i in kept]),
+            EncodedWords(encoded.ids, new_index[encoded.word_ids], encoded.word_token_counts[keep]))
 
 
 class Row(NamedTuple):
@@ -44,7 +69,10 @@ class Row(NamedTuple):
 class PromptEncoder:
     """Owns the tokenizer; builds model rows exactly as gliner's processor does."""
 
-    def __init__(self, tokenizer_file: Path, tokenizer_config: dict, ent_token: str, sep_token: str):
+    def __init__(self, tokenizer_file: Path, tokenizer_config: dict, ent_token: str, sep_token: str,
+                 max_positions: int | None = None):
+        """``max_positions``: the encoder's ``max_position_embeddings``; the token limit is the
+        smaller of it and the tokenizer's ``model_max_length``."""
         try:
             tok = Tokenizer.from_file(str(tokenizer_file))
         except Exception as exc:
@@ -64,6 +92,8 @@ class PromptEncoder:
         self.suffix = np.asarray(probe.ids[last + 1:], dtype=np.int64)
         max_len = tokenizer_config.get("model_max_length", _HUGE)
         self.max_tokens = int(max_len) if isinstance(max_len, (int, float)) and max_len < _HUGE else _HUGE
+        if max_positions:
+            self.max_tokens = min(self.max_tokens, int(max_positions))
         pad = tokenizer_config.get("pad_token")
         pad = pad.get("content") if isinstance(pad, dict) else pad
         self.pad_id = tok.token_to_id(pad) if pad and tok.token_to_id(pad) is not None else 0
@@ -73,6 +103,26 @@ class PromptEncoder:
     def content_budget(self) -> int:
         """Tokens available for prompt + words once special tokens are added."""
         return self.max_tokens - len(self.prefix) - len(self.suffix)
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The most tokens a label prompt may take: half the content budget (the rest is text)."""
+        return self.content_budget // 2
+
+    def check_labels(self, labels: tuple[str, ...]) -> None:
+        """Raise ``InvalidInput`` for a label set this model cannot take; cheap (prompts are cached)."""
+        for label in labels:
+            if is_invisible(label):
+                raise InvalidInput("invalid_label", f"label {label!r} has no visible character")
+        prompt = self.prompt(labels)
+        counts = np.bincount(prompt.word_ids, minlength=self.prompt_words(labels))
+        for label, count in zip(labels, counts[1::2]):  # words: <<ENT>> label <<ENT>> label ... <<SEP>>
+            if count == 0:
+                raise InvalidInput("invalid_label", f"label {label!r} has no token in this model's vocabulary")
+        if prompt.ids.size > self.max_prompt_tokens:
+            raise InvalidInput("labels_too_long", f"the {len(labels)} labels take {prompt.ids.size} tokens; this "
+                               f"model's window is {self.max_tokens} tokens and labels may use at most "
+                               f"{self.max_prompt_tokens}, so that the rest is left to the text")
 
     def encode_words(self, batch: list[list[str]]) -> list[EncodedWords]:
         encodings = self._tok.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)
@@ -86,15 +136,13 @@ class PromptEncoder:
 
     def _prompt(self, labels: tuple[str, ...]) -> EncodedWords:
         words: list[str] = []
-        for label in labels:
-            words.append(self.ent_token)
-            if label:  # gliner: an empty label adds no prompt word
-                words.append(label)
+        for label in labels:  # non-empty: ``check_labels`` rejects empty ones
+            words += (self.ent_token, label)
         words.append(self.sep_token)
         return self.encode_words([words])[0]
 
     def prompt_words(self, labels: tuple[str, ...]) -> int:
-        return len(labels) + sum(1 for label in labels if label) + 1
+        return 2 * len(labels) + 1
 
     def build_row(self, labels: tuple[str, ...], text: EncodedWords, start: int, end: int) -> Row:
         """Row for words ``[start, end)`` of ``text`` under the prompt for ``labels``."""
@@ -108,8 +156,7 @@ class PromptEncoder:
             ids, wids = ids[:budget], wids[:budget]
         first = np.ones(wids.size, dtype=bool)
         first[1:] = wids[1:] != wids[:-1]
-        seen = np.cumsum(first)
-        mask = np.where(first & (seen > n_prompt), seen - n_prompt, 0)
+        mask = np.where(first & (wids >= n_prompt), wids - n_prompt + 1, 0)  # by position, not by count
         n_special = len(self.prefix)
         full_ids = np.concatenate([self.prefix, ids, self.suffix])
         full_mask = np.zeros(full_ids.size, dtype=np.int64)

@@ -1,8 +1,9 @@
 """Split long texts into overlapping word windows that fit the model, and merge results back.
 
 GLiNER itself truncates texts longer than ``max_len`` words; spanstream never drops text.
-Windows overlap by at least ``max_width`` words, so every span the model can score lies whole
-inside some window.
+Windows overlap by ``overlap`` words (at least ``max_width``), so every span the model can score
+lies whole inside some window — but by at most half a window, so that windows of very long
+words (few per window) still advance half a window at a time.
 """
 
 from __future__ import annotations
@@ -33,14 +34,25 @@ def plan_windows(word_token_counts: np.ndarray, max_words: int, token_budget: in
         windows.append((start, end))
         if end >= n:
             return windows
-        start = max(start + 1, end - overlap)
+        start = max(start + 1, end - min(overlap, (end - start) // 2))
 
 
-def merge_window_spans(spans: list[WordSpan]) -> list[WordSpan]:
-    """Collapse duplicates from overlapping windows: one span per (start, end, label), best score."""
-    best: dict[tuple[int, int, int], WordSpan] = {}
-    for span in spans:
-        key = (span.start, span.end, span.label_index)
-        if key not in best or span.score > best[key].score:
-            best[key] = span
-    return sorted(best.values(), key=lambda s: (s.start, s.end, s.label_index))
+def owner_window(bounds: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """The window in which the span of words ``[start, end]`` is most central: of the windows
+    holding it whole, the one where it lies furthest from either edge (the earlier one on ties).
+    That window saw the most context on both sides of the span."""
+    best, best_margin = None, -1
+    for k, (w_start, w_end) in enumerate(bounds):
+        if w_start <= start and end < w_end:
+            margin = min(start - w_start, w_end - 1 - end)
+            if margin > best_margin:
+                best, best_margin = k, margin
+    return best
+
+
+def merge_window_candidates(candidates: list[list[WordSpan]], bounds: list[tuple[int, int]]) -> list[WordSpan]:
+    """Raw (pre-greedy) candidates of each window, in text word indices → each span from its
+    owner window only. Greedy search then runs once over the whole text: no candidate is lost to
+    a window-local decision, and no edge-of-window score outvotes the window with more context."""
+    return [span for k, spans in enumerate(candidates) for span in spans
+            if owner_window(bounds, span.start, span.end) == k]

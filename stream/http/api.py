@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -59,6 +60,7 @@ class Api:
                                   f"max_body_bytes={self.limits.max_body_bytes}")
         body = await request.content.read(self.limits.max_body_bytes + 1)
         texts, labels, params, single = parse_extract_request(body, self.limits)
+        self.queue.check_labels(tuple(labels))
         if self.draining:
             raise NotReady("shutting down")
         started = time.perf_counter()
@@ -79,7 +81,8 @@ class Api:
         info = self.queue.engine.info
         return json_response({"models": [{"name": info.name, "family": info.family, "variant": info.variant,
                                   "version": self.model_version, "max_width": info.max_width,
-                                  "max_len": info.max_len, "default_labels": self.default_labels}]})
+                                  "max_len": info.max_len, "max_types": info.max_types,
+                                  "max_tokens": info.max_tokens, "default_labels": self.default_labels}]})
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: the inference loop is alive (a dead loop never recovers: restart the pod)."""

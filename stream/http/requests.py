@@ -9,6 +9,7 @@ import orjson
 from stream.engine import DecodeParams
 from stream.http.status import RequestInvalid, RequestMalformed, RequestTooLarge
 
+
 @dataclass(frozen=True)
 class Limits:
     """Per-request limits (``Settings.http_max_*``)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from stream.errors import EngineError, EngineOverloaded, SpanstreamError
+from stream.errors import EngineError, EngineOverloaded, InvalidInput, SpanstreamError
+
 
 class RequestInvalid(SpanstreamError):
     """422: the body is well-formed JSON but not a valid request."""
@@ -27,6 +28,7 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (RequestMalformed, 400, "malformed"),
     (RequestTooLarge, 413, "too_large"),
     (RequestInvalid, 422, "validation"),
+    (InvalidInput, 422, "validation"),
     (EngineOverloaded, 429, "overloaded"),
     (NotReady, 503, "unavailable"),
     (EngineError, 500, "engine"),
@@ -42,5 +44,8 @@ def error_response(exc: Exception) -> web.Response:
         if isinstance(exc, cls):
             headers = {"Retry-After": str(max(1, round(getattr(exc, "retry_after", 1))))} if status in (429, 503) \
                 else None
-            return json_response({"error": {"type": kind, "message": str(exc)}}, status, headers)
+            error = {"type": kind, "message": str(exc)}
+            if isinstance(exc, InvalidInput):
+                error["reason"] = exc.reason
+            return json_response({"error": error}, status, headers)
     return json_response({"error": {"type": "internal", "message": f"{type(exc).__name__}: {exc}"}}, 500)

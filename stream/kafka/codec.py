@@ -1,4 +1,4 @@
-"""Bytes ↔ records. Input validation raises ``InvalidRecord`` with a stable reason code;
+"""Bytes ↔ records. Input validation raises ``InvalidInput`` with a stable reason code;
 JSON Schemas from ``schemas/`` are compiled once."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from stream.engine import Entity, Extraction, ModelInfo
-from stream.errors import InvalidRecord
+from stream.errors import InvalidInput
 from stream.kafka.records import MISSING, DeadLetter, RecordRef, TextItem, now_ms
 from stream.schemas import TEXT_EVENT, validator
 
@@ -17,16 +17,16 @@ from stream.schemas import TEXT_EVENT, validator
 def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str, ...], default_threshold: float,
                  allow_label_override: bool, max_labels: int, max_text_chars: int,
                  max_record_bytes: int) -> TextItem:
-    """Parse and validate one record value; raise InvalidRecord(reason, message)."""
+    """Parse and validate one record value; raise InvalidInput(reason, message)."""
     value = ref.value
     if value is None:
-        raise InvalidRecord("null_value", "record has no value (tombstone)")
+        raise InvalidInput("null_value", "record has no value (tombstone)")
     if len(value) > max_record_bytes:
-        raise InvalidRecord("record_too_large", f"{len(value)} bytes > max_record_bytes={max_record_bytes}")
+        raise InvalidInput("record_too_large", f"{len(value)} bytes > max_record_bytes={max_record_bytes}")
     try:
         raw_text = value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidRecord("invalid_utf8", str(exc)) from None
+        raise InvalidInput("invalid_utf8", str(exc)) from None
     labels, threshold, ident, metadata = default_labels, default_threshold, ref.default_id, MISSING
     if input_format == "text":
         text = raw_text
@@ -34,26 +34,26 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
         try:
             obj = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
-            raise InvalidRecord("invalid_json", str(exc)) from None
+            raise InvalidInput("invalid_json", str(exc)) from None
         errors = sorted(validator(TEXT_EVENT).iter_errors(obj), key=lambda e: list(e.path))
         if errors:
             err = errors[0]
             where = "/".join(map(str, err.absolute_path)) or "(root)"
-            raise InvalidRecord("schema_violation", f"{where}: {err.message}")
+            raise InvalidInput("schema_violation", f"{where}: {err.message}")
         text = obj["text"]
         if "labels" in obj:
             if not allow_label_override:
-                raise InvalidRecord("labels_not_allowed", "this pipeline does not accept per-event labels")
+                raise InvalidInput("labels_not_allowed", "this pipeline does not accept per-event labels")
             labels = tuple(dict.fromkeys(obj["labels"]))
         threshold = float(obj.get("threshold", threshold))
         ident = obj.get("id", ident)
         metadata = obj.get("metadata", MISSING)
     if not text.strip():
-        raise InvalidRecord("empty_text", "text is empty or whitespace only")
+        raise InvalidInput("empty_text", "text is empty or whitespace only")
     if len(text) > max_text_chars:
-        raise InvalidRecord("text_too_long", f"{len(text)} characters > max_text_chars={max_text_chars}")
+        raise InvalidInput("text_too_long", f"{len(text)} characters > max_text_chars={max_text_chars}")
     if len(labels) > max_labels:
-        raise InvalidRecord("too_many_labels", f"{len(labels)} labels > max_labels={max_labels}")
+        raise InvalidInput("too_many_labels", f"{len(labels)} labels > max_labels={max_labels}")
     return TextItem(ref, ident, text, labels, threshold, metadata)
 
 

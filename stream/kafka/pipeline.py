@@ -29,7 +29,7 @@ from typing import Any
 
 from stream.config import PipelineConfig
 from stream.engine import DecodeParams, ModelInfo
-from stream.errors import InvalidRecord, PublishError
+from stream.errors import InvalidInput, PublishError
 from stream.kafka.codec import decode_input, encode_dead_letter, encode_entity_event
 from stream.kafka.policy import Action, decide
 from stream.kafka.publisher import OutRecord, Publisher
@@ -97,11 +97,13 @@ class StreamPipeline:
     def decode(self, ref: RecordRef) -> TextItem | DeadLetter:
         c = self.cfg
         try:
-            return decode_input(ref, input_format=c.input_format, default_labels=tuple(c.labels),
+            item = decode_input(ref, input_format=c.input_format, default_labels=tuple(c.labels),
                                 default_threshold=c.threshold, allow_label_override=c.allow_label_override,
                                 max_labels=c.max_labels, max_text_chars=c.max_text_chars,
                                 max_record_bytes=c.max_record_bytes)
-        except InvalidRecord as exc:
+            self.queue.check_labels(item.labels)
+            return item
+        except InvalidInput as exc:
             return DeadLetter(ref, decide(exc).reason, exc.message)
 
     def _start(self) -> None:

@@ -2,7 +2,7 @@
 
 | failure                                         | action                                      |
 |-------------------------------------------------|---------------------------------------------|
-| bad input (``InvalidRecord``)                   | dead letter with the record's reason code   |
+| bad input (``InvalidInput``)                   | dead letter with the record's reason code   |
 | engine failure on one record (``EngineError``)  | dead letter ``engine_error``                |
 | publish rejected for one record (non-retriable) | dead letter ``publish_rejected``, move on    |
 | retriable infrastructure error                  | retry with backoff, up to the publish budget |
@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from aiokafka.errors import KafkaError
 
-from stream.errors import EngineError, InvalidRecord, PublishError
+from stream.errors import EngineError, InvalidInput, PublishError
 
 __all__ = ["Action", "Decision", "decide"]
 
@@ -41,7 +41,7 @@ class Decision(NamedTuple):
 
 def decide(exc: BaseException) -> Decision:
     """What the worker does about ``exc`` for the record(s) it concerns."""
-    if isinstance(exc, InvalidRecord):
+    if isinstance(exc, InvalidInput):
         return Decision(Action.DEAD_LETTER, exc.reason)
     if isinstance(exc, EngineError):
         return Decision(Action.RETRY if exc.retriable else Action.DEAD_LETTER, "engine_error")

@@ -25,8 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from stream.engine import DecodeParams, Extraction, ModelEngine, Prepared, plan_batches
-from stream.engine.batching import DEFAULT_LOOKAHEAD, DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, padded_tokens
-from stream.errors import EngineError, EngineOverloaded
+from stream.engine.batching import (
+    DEFAULT_LOOKAHEAD,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_MAX_TOKENS,
+    padded_tokens,
+)
+from stream.errors import EngineError, EngineOverloaded, InvalidInput, SpanstreamError
 from stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -50,7 +55,8 @@ class Outcome(NamedTuple):
     """One text's result, or the engine error that only this text met."""
 
     extraction: Extraction | None
-    error: EngineError | None
+    error: SpanstreamError | None
+    "``InvalidInput`` (the text or its labels cannot be processed) or ``EngineError``."
     inference_seconds: float
     "Engine time of the batches that carried this text's rows."
     batch_rows: int
@@ -69,7 +75,7 @@ class _Text:
     remaining: int = 0
     seconds: float = 0.0
     batch_rows: int = 0
-    error: EngineError | None = None
+    error: SpanstreamError | None = None
 
 
 @dataclass(eq=False)
@@ -101,6 +107,19 @@ class InferenceQueue:
         self._queued_texts = 0
         self._queued_tokens = 0
         self._task: asyncio.Task | None = None
+        self._warned_label_sets: set[tuple[str, ...]] = set()
+
+    def check_labels(self, labels: tuple[str, ...]) -> None:
+        """Before queueing: raise ``InvalidInput`` for a label set the model cannot take; count and
+        log (once per label set) one that has more labels than the model was trained with."""
+        self.engine.check_labels(labels)
+        max_types = self.engine.info.max_types
+        if len(labels) > max_types:
+            self.metrics.labels_over_max_types.inc()
+            if labels not in self._warned_label_sets and len(self._warned_label_sets) < 1024:
+                self._warned_label_sets.add(labels)
+                log.warning("%d labels asked for; the model was trained with at most max_types=%d, so accuracy "
+                            "with more is untested (labels: %s)", len(labels), max_types, ", ".join(labels[:8]))
 
     @property
     def queued_texts(self) -> int:
@@ -140,7 +159,7 @@ class InferenceQueue:
         request = _Request([], 0, future, len(texts))
         for p, prm in zip(prepared, params):
             text = _Text(p if isinstance(p, Prepared) else None, prm, request)
-            if isinstance(p, EngineError):
+            if isinstance(p, SpanstreamError):
                 text.error = p
             else:
                 text.outputs = [None] * len(p.rows)
@@ -162,14 +181,16 @@ class InferenceQueue:
         self._rows_ready.set()
         return future
 
-    def _prepare(self, texts: list[str], labels: list[tuple[str, ...]]) -> list[Prepared | EngineError]:
+    def _prepare(self, texts: list[str], labels: list[tuple[str, ...]]) -> list[Prepared | SpanstreamError]:
         try:
             return self.engine.prepare(texts, labels)
         except Exception:  # find the text(s) at fault; the others go on
-            out: list[Prepared | EngineError] = []
+            out: list[Prepared | SpanstreamError] = []
             for text, lab in zip(texts, labels):
                 try:
                     out.extend(self.engine.prepare([text], [lab]))
+                except InvalidInput as exc:
+                    out.append(exc)
                 except Exception as exc:
                     out.append(EngineError(f"prepare failed: {type(exc).__name__}: {exc}"))
             return out

@@ -39,3 +39,16 @@ def test_missing_model_is_a_clear_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stream", "extract", "--model", str(tmp_path / "none"),
                            "--labels", "x"], input=b"", capture_output=True, timeout=60)
     assert proc.returncode == 2 and b"does not exist" in proc.stderr
+
+
+def test_a_line_whose_labels_cannot_fit_fails_alone():
+    long_labels = [" ".join(f"word{i}x{j}" for j in range(10)) for i in range(50)]
+    lines = [json.dumps({"id": "a", "text": "Angela Merkel visited Paris."}),
+             json.dumps({"id": "b", "text": "Berlin", "labels": long_labels}),
+             json.dumps({"id": "c", "text": "Apple in Texas"})]
+    proc = _run("\n".join(lines) + "\n", "--labels", "person,location", "--threshold", "0.3")
+    assert proc.returncode == 1, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [o.get("id", o.get("line")) for o in out] == ["a", 2, "c"]
+    assert out[1]["reason"] == "labels_too_long"
+    assert out[0]["entities"] and "entities" in out[2]

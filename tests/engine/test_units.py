@@ -16,7 +16,7 @@ from stream.engine.params import DecodeParams
 from stream.engine.splitter import split_words
 from stream.engine.tensors import build_feed
 from stream.engine.types import WordSpan
-from stream.engine.windows import merge_window_spans, plan_windows
+from stream.engine.windows import plan_windows
 from stream.errors import ModelLoadError
 
 MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-gliner"
@@ -141,9 +141,12 @@ def test_windows_respect_token_budget_and_giant_words():
     assert (2, 3) in plan  # the 50-token word gets a window of its own
 
 
-def test_merge_keeps_best_duplicate():
-    merged = merge_window_spans([WordSpan(3, 4, 0, 0.6), WordSpan(3, 4, 0, 0.8), WordSpan(3, 4, 1, 0.5)])
-    assert merged == [WordSpan(3, 4, 0, 0.8), WordSpan(3, 4, 1, 0.5)]
+def test_windows_of_few_long_words_advance_half_a_window():
+    """Words of 50 tokens, 255 tokens per window: 5 words a window. An overlap of 24 words would
+    advance one word at a time (a window per word); at most half a window overlaps."""
+    plan = plan_windows(np.full(400, 50, dtype=np.int64), max_words=384, token_budget=255, overlap=24)
+    assert len(plan) <= 2 * 400 // 5 + 1
+    assert all(s1 - s0 >= 2 for (s0, _), (s1, _) in zip(plan, plan[1:]))
 
 
 def test_long_text_is_windowed_not_truncated(extractor):

@@ -82,6 +82,28 @@ def test_limits_and_validation(server, body, status, needle):
     assert needle in data["error"]["message"]
 
 
+@pytest.mark.parametrize("labels,reason", [
+    ([" ".join(f"word{i}x{j}" for j in range(10)) for i in range(50)], "labels_too_long"),
+    (["person", "\u200b\u00ad"], "invalid_label"),
+])
+def test_labels_the_model_cannot_take_are_422_with_a_reason(server, labels, reason):
+    """Refused before queueing: the batch-mates of such a request are not touched (they got a 500)."""
+    status, _, data = post(server, {"text": "Ada Lovelace was born in London.", "labels": labels})
+    assert status == 422
+    _validate("Error", data)
+    assert data["error"]["reason"] == reason
+
+
+def test_more_labels_than_max_types_are_served_and_counted(server):
+    def counted() -> float:
+        metrics = request(server.url + "/metrics")[2].decode()
+        return next(s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+                    if s.name == "spanstream_labels_over_max_types_total")
+    before = counted()
+    status, _, _ = post(server, {"text": "Ada Lovelace was born in London.", "labels": [f"l{i}" for i in range(30)]})
+    assert status == 200 and counted() == before + 1  # the tiny model's max_types is 25
+
+
 def test_malformed_json_and_huge_body(server):
     status, _, data = post(server, raw=b"{not json")
     assert status == 400 and data["error"]["type"] == "malformed"

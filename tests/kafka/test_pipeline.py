@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from stream.config import PipelineConfig
 from stream.engine import load_engine
-from stream.errors import EngineError, InvalidRecord
+from stream.errors import EngineError, InvalidInput
 from stream.kafka.pipeline import StreamPipeline
 from stream.kafka.policy import Action, decide
 from stream.kafka.publisher import Publisher
@@ -101,10 +101,48 @@ async def test_a_record_the_broker_refuses_is_dead_lettered_and_the_partition_mo
     await pipeline.queue.close()
 
 
+async def test_an_event_whose_labels_cannot_fit_is_dead_lettered_before_inference():
+    sink = MemorySink()
+    sink.gate.set()
+    queue = InferenceQueue(load_engine(MODEL, "fp32"), Metrics.create(), QueueLimits(max_batch_wait_s=0))
+    pipeline = StreamPipeline(CFG.model_copy(update={"allow_label_override": True}), queue, sink, queue.metrics)
+    long_labels = [" ".join(f"word{i}x{j}" for j in range(10)) for i in range(50)]
+    refs = _refs(["x", "y"])
+    refs.insert(1, RecordRef("in", 0, 9, None, None, orjson.dumps({"id": "long", "text": "Paris.",
+                                                                    "labels": long_labels}), (), 0))
+    acked: list = []
+
+    async def ack(event):
+        acked.append(event)
+
+    await pipeline.feed([0, 1, 2], refs, ack)
+    await pipeline.drain()
+    assert acked == [0, 1, 2]
+    (letter,) = [orjson.loads(r.value) for r in sink.sent if r.topic == "dlq"]
+    assert letter["reason"] == "labels_too_long" and letter["source"]["offset"] == 9
+    assert [orjson.loads(r.value)["id"] for r in sink.sent if r.topic == "out"] == ["x", "y"]
+    await queue.close()
+
+
 def test_the_failure_table():
-    assert decide(InvalidRecord("invalid_json", "x")) == (Action.DEAD_LETTER, "invalid_json")
+    assert decide(InvalidInput("invalid_json", "x")) == (Action.DEAD_LETTER, "invalid_json")
     assert decide(EngineError("boom")) == (Action.DEAD_LETTER, "engine_error")
     assert decide(EngineError("busy", retriable=True)).action is Action.RETRY
     assert decide(KafkaConnectionError()).action is Action.RETRY
     assert decide(MessageSizeTooLargeError()) == (Action.DEAD_LETTER, "publish_rejected")
     assert decide(RuntimeError("bug")).action is Action.FATAL
+
+
+def test_a_pipeline_whose_labels_cannot_fit_fails_at_start_naming_the_key():
+    from stream.config import load_settings
+    from stream.errors import ConfigError
+    from stream.runtime import build_runtime
+
+    settings = load_settings(model_path=str(MODEL), model_variant="fp32", http_enabled=False)
+    long_labels = [" ".join(f"word{i}x{j}" for j in range(10)) for i in range(50)]
+    try:
+        build_runtime(settings, [CFG.model_copy(update={"labels": long_labels})])
+    except ConfigError as exc:
+        assert "pipelines[0].labels" in str(exc) and "512" in str(exc)
+    else:
+        raise AssertionError("a pipeline whose labels cannot fit the model started")

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from stream.engine import Extractor, default_model_path
 from devtools.localkafka import free_port
+from stream.engine import Extractor, default_model_path
 
 NEWS = [
     ("Angela Merkel met Emmanuel Macron in Paris on Tuesday.",

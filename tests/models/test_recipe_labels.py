@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import random
 
-from models.recipe.data import (CORE_NEGATIVE_RATE, PLACE_CLASSES, SPECIFIC_RATE, TEACHER_NAMES, _with_negatives,
-                                core_negatives, label_names, place_negatives, prefer_specific, wordnet_spans)
+from models.recipe.data import (
+    CORE_NEGATIVE_RATE,
+    PLACE_CLASSES,
+    SPECIFIC_RATE,
+    TEACHER_NAMES,
+    _with_negatives,
+    core_negatives,
+    label_names,
+    place_negatives,
+    prefer_specific,
+    wordnet_spans,
+)
 from models.recipe.labels import UNSEEN_TYPES
 from models.recipe.wordnet import Synset
 
