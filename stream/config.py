@@ -142,14 +142,27 @@ class Settings(BaseSettings):
     http_max_texts: int = Field(64, ge=1, description="texts per /v1/extract request")
     http_max_chars: int = Field(100_000, ge=1, description="characters per text")
     http_max_labels: int = Field(50, ge=1, description="labels per request")
-    http_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="request body size")
-    drain_seconds: float = Field(1.0, ge=0, le=600, description="serve: after SIGTERM, /readyz answers 503 this "
-                                 "long (balancers stop routing) before the listener closes")
-    http_shutdown_timeout_s: float = Field(10.0, ge=0, le=600, description="serve: how long in-flight requests "
-                                           "may still finish once the listener closes")
+    http_max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="request body size (after gzip/deflate "
+                                     "decoding)")
+    http_body_timeout_s: float = Field(30.0, gt=0, le=600, description="how long a request body may take to arrive "
+                                       "(slower bodies get 408, so a stalled client cannot hold a connection)")
+    drain_timeout_s: float = Field(50.0, gt=0, le=3600, description="the whole time from SIGTERM to exit, for worker "
+                                   "and serve: taken records are published and acked, in-flight HTTP requests "
+                                   "complete; past it the process exits without committing (Kafka redelivers). "
+                                   "Keep it under the orchestrator's grace period (the chart sets grace - 10 s)")
+    drain_seconds: float = Field(1.0, ge=0, le=600, description="serve: after SIGTERM, /readyz answers 503 and new "
+                                 "requests 503 (a balancer retries them elsewhere) this long before the listener "
+                                 "closes; part of drain_timeout_s")
 
     config: Path | None = Field(None, description="pipelines TOML file")
     data_dir: Path = Field(Path("/tmp/spanstream"), description="faust's data folder (no state is kept there)")
+
+    @model_validator(mode="after")
+    def _drain(self) -> "Settings":
+        if self.drain_seconds >= self.drain_timeout_s:
+            raise ValueError(f"SPANSTREAM_DRAIN_SECONDS ({self.drain_seconds:g}) must be less than "
+                             f"SPANSTREAM_DRAIN_TIMEOUT_S ({self.drain_timeout_s:g})")
+        return self
 
     @model_validator(mode="after")
     def _sasl(self) -> "Settings":

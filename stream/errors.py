@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "SpanstreamError", "ConfigError", "ModelLoadError", "InvalidInput", "EngineError",
-    "EngineOverloaded", "PublishError",
+    "EngineOverloaded", "EngineStopped", "PublishError",
 ]
 
 
@@ -39,6 +39,14 @@ class EngineError(SpanstreamError):
     def __init__(self, message: str, retriable: bool = False):
         super().__init__(message)
         self.retriable = retriable
+
+
+class EngineStopped(EngineError):
+    """The inference loop has died (a bug); nothing more will run in this process. Liveness
+    probes fail, streams exit without acking (Kafka redelivers), HTTP answers 503."""
+
+    def __init__(self, message: str = "the inference loop has stopped; this process must restart"):
+        super().__init__(message, retriable=True)
 
 
 class EngineOverloaded(SpanstreamError):

@@ -34,7 +34,8 @@ def http_limits(settings: Settings):
     from stream.http.requests import Limits
 
     return Limits(max_texts=settings.http_max_texts, max_chars=settings.http_max_chars,
-                  max_labels=settings.http_max_labels, max_body_bytes=settings.http_max_body_bytes)
+                  max_labels=settings.http_max_labels, max_body_bytes=settings.http_max_body_bytes,
+                  body_timeout_s=settings.http_body_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), 
                 raise ConfigError(f"pipelines[{i}].labels (pipeline {cfg.name!r}): {exc.message}") from None
         streams = [StreamPipeline(cfg, queue_for(cfg.model), publisher, metrics, model_version=settings.model_version,
                                   max_unacked_events=settings.max_unacked_events,
-                                  publish_timeout_s=settings.publish_timeout_s) for cfg in pipelines]
+                                  publish_timeout_s=settings.publish_timeout_s,
+                                  drain_timeout_s=settings.drain_timeout_s) for cfg in pipelines]
     default_queue = queue_for(None) if not streams else streams[0].queue
     api = None
     if settings.http_enabled:

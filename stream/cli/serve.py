@@ -32,7 +32,8 @@ async def serve(args: argparse.Namespace) -> int:
     api, info = runtime.api, runtime.queues[0].engine.info
     app = web.Application(client_max_size=api.limits.max_body_bytes + 1024)
     api.install(app)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.http_shutdown_timeout_s)
+    # in-flight requests may finish within what is left of the drain budget once the listener closes
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.drain_timeout_s - settings.drain_seconds)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

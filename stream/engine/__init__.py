@@ -7,6 +7,7 @@ so a second family (GLiNER2) can join without touching callers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,10 +63,15 @@ def load_engine(path: str | Path | None = None, variant: Variant = "auto", threa
                 graph: str = "fast", cache_dir: str | Path | None = None) -> ModelEngine:
     """``graph='fast'`` rewrites the span head (same results up to float rounding, much less
     compute); ``'exported'`` runs the graph exactly as shipped."""
+    repo_id = None
     if isinstance(path, str) and path.startswith(HUB_PREFIX):  # optional: needs network + huggingface_hub
-        path = download_from_hub(path[len(HUB_PREFIX):])
+        repo_id = path[len(HUB_PREFIX):]
+        path = download_from_hub(repo_id)
     folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
-    return GlinerSpanEngine(folder, threads, graph, cache_dir)
+    engine = GlinerSpanEngine(folder, threads, graph, cache_dir)
+    if repo_id:  # a hub snapshot folder is named by its commit: report the repository instead
+        engine.info = replace(engine.info, name=repo_id)
+    return engine
 
 
 def _normalize_labels(labels: Sequence[str] | Sequence[Sequence[str]], n: int) -> list[tuple[str, ...]]:

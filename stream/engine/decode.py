@@ -7,6 +7,8 @@ span may be kept once per label.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from stream.engine.types import WordSpan
@@ -16,8 +18,27 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-x, dtype=np.float32))).astype(np.float32, copy=False)
 
 
-def candidate_spans(logits: np.ndarray, num_words: int, thresholds: np.ndarray) -> list[WordSpan]:
-    """Spans above their label's threshold, in (start, width, label) order.
+class Candidates(NamedTuple):
+    """Spans above threshold as parallel arrays (word ``start``, inclusive ``end``, label, score)."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+
+    def shifted(self, offset: int) -> "Candidates":
+        return self._replace(starts=self.starts + offset, ends=self.ends + offset)
+
+    def where(self, mask: np.ndarray) -> "Candidates":
+        return Candidates(self.starts[mask], self.ends[mask], self.labels[mask], self.scores[mask])
+
+    def spans(self) -> list[WordSpan]:
+        return [WordSpan(s, e, c, p) for s, e, c, p in zip(self.starts.tolist(), self.ends.tolist(),
+                                                          self.labels.tolist(), self.scores.tolist())]
+
+
+def candidates(logits: np.ndarray, num_words: int, thresholds: np.ndarray) -> Candidates:
+    """Spans above their label's threshold, in (start, width, label) order, as arrays.
 
     ``logits``: float32 [W, K, C] for one row; ``thresholds``: float [C].
     """
@@ -25,9 +46,12 @@ def candidate_spans(logits: np.ndarray, num_words: int, thresholds: np.ndarray) 
     starts, widths, labels = np.nonzero(probs > thresholds.astype(np.float32)[None, None, :])
     valid = starts + widths + 1 <= num_words
     starts, widths, labels = starts[valid], widths[valid], labels[valid]
-    scores = probs[starts, widths, labels]
-    return [WordSpan(int(s), int(s + w), int(c), float(p))
-            for s, w, c, p in zip(starts.tolist(), widths.tolist(), labels.tolist(), scores.tolist())]
+    return Candidates(starts, starts + widths, labels, probs[starts, widths, labels])
+
+
+def candidate_spans(logits: np.ndarray, num_words: int, thresholds: np.ndarray) -> list[WordSpan]:
+    """``candidates`` as ``WordSpan`` objects."""
+    return candidates(logits, num_words, thresholds).spans()
 
 
 def _overlaps(a: WordSpan, b: WordSpan, flat: bool, multi_label: bool) -> bool:

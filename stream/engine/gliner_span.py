@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.engine.decode import candidate_spans, greedy_search
+from stream.engine.decode import candidates, greedy_search
 from stream.engine.fastgraph import GraphPatternError, fast_graph_path
 from stream.engine.folder import ModelFolder
 from stream.engine.params import DecodeParams
@@ -113,14 +113,13 @@ class GlinerSpanEngine:
         """Row logits (one per window, in row order) → the text's entities."""
         labels = prepared.labels
         thresholds = np.asarray([params.threshold_for(lab) for lab in labels], dtype=np.float32)
-        candidates = [[WordSpan(s.start + offset, s.end + offset, s.label_index, s.score)
-                       for s in candidate_spans(row_logits[:, :, :len(labels)], row.num_words, thresholds)]
-                      for row, offset, row_logits in zip(prepared.rows, prepared.offsets, logits)]
+        found_per_window = [candidates(row_logits[:, :, :len(labels)], row.num_words, thresholds).shifted(offset)
+                            for row, offset, row_logits in zip(prepared.rows, prepared.offsets, logits)]
         if prepared.windowed:
             bounds = [(offset, offset + row.num_words) for row, offset in zip(prepared.rows, prepared.offsets)]
-            merged = merge_window_candidates(candidates, bounds)
+            merged = merge_window_candidates(found_per_window, bounds)
         else:
-            merged = candidates[0] if candidates else []
+            merged = found_per_window[0].spans() if found_per_window else []
         found = greedy_search(merged, params.flat_ner, params.multi_label)
         return Extraction(_to_entities(prepared.text, prepared.words, found, labels), prepared.windowed)
 

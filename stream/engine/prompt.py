@@ -148,9 +148,9 @@ class PromptEncoder:
         """Row for words ``[start, end)`` of ``text`` under the prompt for ``labels``."""
         prompt = self.prompt(labels)
         n_prompt = self.prompt_words(labels)
-        sel = (text.word_ids >= start) & (text.word_ids < end)
-        ids = np.concatenate([prompt.ids, text.ids[sel]])
-        wids = np.concatenate([prompt.word_ids, text.word_ids[sel] - start + n_prompt])
+        lo, hi = np.searchsorted(text.word_ids, (start, end))  # word ids ascend: the window is a slice
+        ids = np.concatenate([prompt.ids, text.ids[lo:hi]])
+        wids = np.concatenate([prompt.word_ids, text.word_ids[lo:hi] - start + n_prompt])
         budget = self.content_budget
         if ids.size > budget:  # same right-truncation as the HF tokenizer call in gliner
             ids, wids = ids[:budget], wids[:budget]

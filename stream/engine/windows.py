@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.engine.decode import Candidates
 from stream.engine.types import WordSpan
 
 
@@ -41,18 +42,51 @@ def owner_window(bounds: list[tuple[int, int]], start: int, end: int) -> int | N
     """The window in which the span of words ``[start, end]`` is most central: of the windows
     holding it whole, the one where it lies furthest from either edge (the earlier one on ties).
     That window saw the most context on both sides of the span."""
-    best, best_margin = None, -1
-    for k, (w_start, w_end) in enumerate(bounds):
-        if w_start <= start and end < w_end:
-            margin = min(start - w_start, w_end - 1 - end)
-            if margin > best_margin:
-                best, best_margin = k, margin
-    return best
+    owned = owned_by(bounds, None, np.asarray([start]), np.asarray([end]))
+    return int(owned[0]) if owned[0] >= 0 else None
 
 
-def merge_window_candidates(candidates: list[list[WordSpan]], bounds: list[tuple[int, int]]) -> list[WordSpan]:
+def owned_by(bounds: list[tuple[int, int]], k: int | None, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """For spans ``[starts, ends]`` (text word indices) found in window ``k``: a mask of those that
+    window ``k`` owns. With ``k=None``: the owner of each span (-1 if none holds it).
+
+    Window starts and ends both increase, so the windows holding a span are contiguous, and
+    walking outwards from ``k`` stops at the first window that holds none of them: linear in the
+    candidates, not in candidates × windows.
+    """
+    if k is None:
+        owner = np.full(starts.shape, -1)
+        best = np.full(starts.shape, -1)
+        for j, (a, b) in enumerate(bounds):
+            inside = (a <= starts) & (ends < b)
+            margin = np.minimum(starts - a, b - 1 - ends)
+            better = inside & (margin > best)
+            owner[better], best[better] = j, margin[better]
+        return owner
+    a, b = bounds[k]
+    mine = np.minimum(starts - a, b - 1 - ends)
+    keep = np.ones(starts.shape, dtype=bool)
+    for j in range(k - 1, -1, -1):  # earlier windows win ties
+        a, b = bounds[j]
+        inside = (a <= starts) & (ends < b)
+        if not inside.any():
+            break
+        keep &= ~(inside & (np.minimum(starts - a, b - 1 - ends) >= mine))
+    for j in range(k + 1, len(bounds)):
+        a, b = bounds[j]
+        inside = (a <= starts) & (ends < b)
+        if not inside.any():
+            break
+        keep &= ~(inside & (np.minimum(starts - a, b - 1 - ends) > mine))
+    return keep
+
+
+def merge_window_candidates(per_window: list[Candidates], bounds: list[tuple[int, int]]) -> list[WordSpan]:
     """Raw (pre-greedy) candidates of each window, in text word indices → each span from its
     owner window only. Greedy search then runs once over the whole text: no candidate is lost to
     a window-local decision, and no edge-of-window score outvotes the window with more context."""
-    return [span for k, spans in enumerate(candidates) for span in spans
-            if owner_window(bounds, span.start, span.end) == k]
+    kept: list[WordSpan] = []
+    for k, found in enumerate(per_window):
+        if found.starts.size:
+            kept.extend(found.where(owned_by(bounds, k, found.starts, found.ends)).spans())
+    return kept

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream.http.requests import Limits, parse_extract_request
-from stream.http.status import NotReady, RequestTooLarge, error_response, json_response
+from stream.http.requests import Limits, parse_extract_request, read_body
+from stream.http.status import NotReady, error_response, json_response
 from stream.metrics import Metrics
 from stream.schemas import OPENAPI
 from stream.serving.queue import InferenceQueue
@@ -41,6 +41,19 @@ class Api:
     def install(self, app: web.Application) -> None:
         for method, path, handler in self.routes():
             app.router.add_route(method, path, self._instrument(path, handler))
+        app.middlewares.append(self._unmatched)
+
+    @web.middleware
+    async def _unmatched(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        """Requests no route takes (404, 405) answer with the JSON error body and are counted."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = error_response(exc)
+            self.metrics.http_requests.labels("unmatched", str(response.status)).inc()
+            return response
 
     def _instrument(self, route: str, handler: Callable) -> Callable:
         async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -55,10 +68,7 @@ class Api:
         return wrapped
 
     async def extract(self, request: web.Request) -> web.Response:
-        if request.content_length and request.content_length > self.limits.max_body_bytes:
-            raise RequestTooLarge(f"body of {request.content_length} bytes exceeds "
-                                  f"max_body_bytes={self.limits.max_body_bytes}")
-        body = await request.content.read(self.limits.max_body_bytes + 1)
+        body = await read_body(request, self.limits)
         texts, labels, params, single = parse_extract_request(body, self.limits)
         self.queue.check_labels(tuple(labels))
         if self.draining:

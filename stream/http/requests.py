@@ -1,13 +1,23 @@
-"""/v1/extract bodies → validated (texts, labels, params), within the configured limits."""
+"""/v1/extract bodies: read whole (``read_body``), then validated (texts, labels, params) within the
+configured limits (``parse_extract_request``)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import orjson
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from stream.engine import DecodeParams
-from stream.http.status import RequestInvalid, RequestMalformed, RequestTooLarge
+from stream.http.status import (
+    RequestInvalid,
+    RequestMalformed,
+    RequestTimeout,
+    RequestTooLarge,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +28,28 @@ class Limits:
     max_chars: int = 100_000
     max_labels: int = 50
     max_body_bytes: int = 4 * 1024 * 1024
+    body_timeout_s: float = 30.0
+
+
+async def read_body(request: web.Request, limits: Limits) -> bytes:
+    """The whole body (decoded from gzip/deflate by aiohttp), however many segments it arrives in,
+    up to ``max_body_bytes`` and within ``body_timeout_s``."""
+    if request.content_length and request.content_length > limits.max_body_bytes:
+        raise RequestTooLarge(f"body of {request.content_length} bytes exceeds max_body_bytes={limits.max_body_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(limits.body_timeout_s):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise RequestTooLarge(f"body exceeds max_body_bytes={limits.max_body_bytes}")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {limits.body_timeout_s:g}s") from None
+    except (HttpProcessingError, ClientPayloadError, RequestPayloadError) as exc:  # bad gzip/deflate, broken chunked framing
+        raise RequestMalformed(f"cannot read the body: {exc}") from None
+    return b"".join(chunks)
 
 
 def parse_extract_request(body: bytes, limits: Limits) -> tuple[list[str], list[str], DecodeParams, bool]:

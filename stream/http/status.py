@@ -5,7 +5,13 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from stream.errors import EngineError, EngineOverloaded, InvalidInput, SpanstreamError
+from stream.errors import (
+    EngineError,
+    EngineOverloaded,
+    EngineStopped,
+    InvalidInput,
+    SpanstreamError,
+)
 
 
 class RequestInvalid(SpanstreamError):
@@ -17,7 +23,11 @@ class RequestTooLarge(SpanstreamError):
 
 
 class RequestMalformed(SpanstreamError):
-    """400: the body is not JSON."""
+    """400: the body is not JSON, or cannot be read (bad gzip/deflate, broken framing)."""
+
+
+class RequestTimeout(SpanstreamError):
+    """408: the body did not arrive in time."""
 
 
 class NotReady(SpanstreamError):
@@ -26,11 +36,13 @@ class NotReady(SpanstreamError):
 
 STATUS: list[tuple[type[Exception], int, str]] = [
     (RequestMalformed, 400, "malformed"),
+    (RequestTimeout, 408, "timeout"),
     (RequestTooLarge, 413, "too_large"),
     (RequestInvalid, 422, "validation"),
     (InvalidInput, 422, "validation"),
     (EngineOverloaded, 429, "overloaded"),
     (NotReady, 503, "unavailable"),
+    (EngineStopped, 503, "unavailable"),
     (EngineError, 500, "engine"),
 ]
 
@@ -39,7 +51,15 @@ def json_response(data, status: int = 200, headers: dict | None = None) -> web.R
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)
 
 
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 400: "malformed"}
+"aiohttp's own refusals (no route, wrong method, its size cap, framing) get the same JSON body."
+
+
 def error_response(exc: Exception) -> web.Response:
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_response({"error": {"type": HTTP_KINDS.get(exc.status, "http"), "message": exc.reason}},
+                             exc.status, headers)
     for cls, status, kind in STATUS:
         if isinstance(exc, cls):
             headers = {"Retry-After": str(max(1, round(getattr(exc, "retry_after", 1))))} if status in (429, 503) \

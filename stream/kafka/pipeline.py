@@ -67,7 +67,8 @@ class _Batch:
 
 class StreamPipeline:
     def __init__(self, cfg: PipelineConfig, queue: InferenceQueue, publisher: Publisher, metrics: Metrics, *,
-                 model_version: str = "1", max_unacked_events: int = 1024, publish_timeout_s: float = 120.0):
+                 model_version: str = "1", max_unacked_events: int = 1024, publish_timeout_s: float = 120.0,
+                 drain_timeout_s: float = 50.0):
         self.cfg = cfg
         self.queue = queue
         self.publisher = publisher
@@ -75,6 +76,7 @@ class StreamPipeline:
         self.model_version = model_version
         self.max_unacked_events = max_unacked_events
         self.publish_timeout_s = publish_timeout_s
+        self.drain_timeout_s = drain_timeout_s
         self._params_by_threshold: dict[float, DecodeParams] = {}
         self._unacked = 0
         self._room: asyncio.Condition | None = None
@@ -131,10 +133,17 @@ class StreamPipeline:
         self._to_publish.put_nowait(_Batch(events, refs, decoded, outcomes, ack))
 
     async def drain(self) -> None:
-        """Wait until every fed record is acked."""
-        if self._room is not None:
-            async with self._room:
-                await self._room.wait_for(lambda: self._unacked == 0)
+        """Wait until every fed record is acked, within ``drain_timeout_s``; past it, exit without
+        acking (nothing is committed for them: Kafka redelivers) rather than be killed mid-commit."""
+        if self._room is None:
+            return
+        try:
+            async with asyncio.timeout(self.drain_timeout_s):
+                async with self._room:
+                    await self._room.wait_for(lambda: self._unacked == 0)
+        except TimeoutError:
+            fatal(f"{self._unacked} taken records were not published and acked within drain_timeout_s="
+                  f"{self.drain_timeout_s:g} (Kafka redelivers them)")
 
     async def _publish_loop(self) -> None:
         while True:
@@ -143,7 +152,11 @@ class StreamPipeline:
             for d in batch.decoded:
                 outcome: Outcome | None = next(outcomes) if isinstance(d, TextItem) else None
                 if outcome is not None and outcome.error is not None:
-                    d = DeadLetter(d.ref, decide(outcome.error).reason, str(outcome.error))
+                    decision = decide(outcome.error)
+                    if decision.action is not Action.DEAD_LETTER:  # not this record's fault: exit, redeliver
+                        fatal(f"inference failed for {d.ref.topic}[{d.ref.partition}]@{d.ref.offset}: "
+                              f"{outcome.error}")
+                    d = DeadLetter(d.ref, decision.reason, str(outcome.error))
                 if isinstance(d, DeadLetter):
                     batch.dead.append(d)
                     batch.records.append(self._dead_letter_record(d))

@@ -2,8 +2,9 @@
 
 | failure                                         | action                                      |
 |-------------------------------------------------|---------------------------------------------|
-| bad input (``InvalidInput``)                   | dead letter with the record's reason code   |
+| bad input (``InvalidInput``: record, labels)    | dead letter with the record's reason code   |
 | engine failure on one record (``EngineError``)  | dead letter ``engine_error``                |
+| inference loop dead (``EngineStopped``)         | fatal: not the record's fault               |
 | publish rejected for one record (non-retriable) | dead letter ``publish_rejected``, move on    |
 | retriable infrastructure error                  | retry with backoff, up to the publish budget |
 | anything else, or a budget exhausted            | fatal: exit without committing (redelivered) |
@@ -19,7 +20,7 @@ from typing import NamedTuple
 
 from aiokafka.errors import KafkaError
 
-from stream.errors import EngineError, InvalidInput, PublishError
+from stream.errors import EngineError, EngineStopped, InvalidInput, PublishError
 
 __all__ = ["Action", "Decision", "decide"]
 
@@ -43,6 +44,8 @@ def decide(exc: BaseException) -> Decision:
     """What the worker does about ``exc`` for the record(s) it concerns."""
     if isinstance(exc, InvalidInput):
         return Decision(Action.DEAD_LETTER, exc.reason)
+    if isinstance(exc, EngineStopped):
+        return Decision(Action.FATAL, "engine_stopped")
     if isinstance(exc, EngineError):
         return Decision(Action.RETRY if exc.retriable else Action.DEAD_LETTER, "engine_error")
     if isinstance(exc, (KafkaError, PublishError)):

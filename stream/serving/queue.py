@@ -31,7 +31,13 @@ from stream.engine.batching import (
     DEFAULT_MAX_TOKENS,
     padded_tokens,
 )
-from stream.errors import EngineError, EngineOverloaded, InvalidInput, SpanstreamError
+from stream.errors import (
+    EngineError,
+    EngineOverloaded,
+    EngineStopped,
+    InvalidInput,
+    SpanstreamError,
+)
 from stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -108,6 +114,7 @@ class InferenceQueue:
         self._queued_tokens = 0
         self._task: asyncio.Task | None = None
         self._warned_label_sets: set[tuple[str, ...]] = set()
+        self._live: set[_Request] = set()
 
     def check_labels(self, labels: tuple[str, ...]) -> None:
         """Before queueing: raise ``InvalidInput`` for a label set the model cannot take; count and
@@ -150,6 +157,8 @@ class InferenceQueue:
         bound is admitted alone into an empty queue.
         """
         self._ensure_started()
+        if not self.healthy:
+            raise EngineStopped()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not texts:
@@ -157,6 +166,8 @@ class InferenceQueue:
             return future
         prepared = await loop.run_in_executor(self._prepare_pool, self._prepare, texts, labels)
         request = _Request([], 0, future, len(texts))
+        self._live.add(request)
+        future.add_done_callback(lambda _: self._live.discard(request))
         for p, prm in zip(prepared, params):
             text = _Text(p if isinstance(p, Prepared) else None, prm, request)
             if isinstance(p, SpanstreamError):
@@ -199,7 +210,7 @@ class InferenceQueue:
         lim = self.limits
 
         def fits() -> bool:
-            return self._queued_texts == 0 or (self._queued_texts + texts <= lim.max_queue_texts
+            return not self.healthy or self._queued_texts == 0 or (self._queued_texts + texts <= lim.max_queue_texts
                                                and self._queued_tokens + tokens <= lim.max_queue_tokens)
         if fits():
             return
@@ -207,6 +218,8 @@ class InferenceQueue:
             raise EngineOverloaded(retry_after=1.0)
         async with self._room:
             await self._room.wait_for(fits)
+        if not self.healthy:
+            raise EngineStopped()
 
     def _gauges(self) -> None:
         self.metrics.queue_depth.set(self._queued_texts)
@@ -236,6 +249,21 @@ class InferenceQueue:
             self._queued_texts -= 1
 
     async def _run(self) -> None:
+        try:
+            await self._serve()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.critical("the inference loop died; failing every waiting request", exc_info=True)
+            stopped = EngineStopped()
+            for request in list(self._live):
+                if not request.future.done():
+                    request.future.set_exception(stopped)
+            async with self._room:
+                self._room.notify_all()
+            raise
+
+    async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             window = await self._window()
@@ -318,5 +346,7 @@ class InferenceQueue:
                 await self._task
             except asyncio.CancelledError:
                 pass
+            except Exception:  # the loop had died; /healthz has been reporting it
+                log.exception("the inference loop had stopped")
         self._infer_pool.shutdown(wait=True)
         self._prepare_pool.shutdown(wait=True)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from stream.engine import Extractor
-from stream.engine.decode import candidate_spans, greedy_search
+from stream.engine.decode import Candidates, candidate_spans, greedy_search
 from stream.engine.types import WordSpan
-from stream.engine.windows import merge_window_candidates, owner_window
+from stream.engine.windows import merge_window_candidates, owned_by, owner_window
 from tests.fixtures.parity_corpus import SENTENCES
 
 MODELS = {"tiny-fp32": (Path(__file__).resolve().parents[1] / "fixtures" / "tiny-gliner", "fp32")}
@@ -117,6 +117,22 @@ def test_owner_window_is_the_most_central():
     assert owner_window(bounds, 60, 70) == 1  # only window 1 holds it whole
 
 
+def _arrays(spans: list[WordSpan]) -> Candidates:
+    return Candidates(*(np.asarray(x) for x in zip(*spans)))
+
+
+def test_owner_of_many_spans_is_found_without_scanning_every_window():
+    """The walk outwards from a window agrees with the full scan on every span of a long plan."""
+    bounds = [(40 * k, 40 * k + 64) for k in range(50)]
+    rng = np.random.default_rng(0)
+    for k in range(50):
+        a, b = bounds[k]
+        starts = rng.integers(a, b, 500)
+        ends = np.minimum(starts + rng.integers(0, 12, 500), b - 1)
+        full = owned_by(bounds, None, starts, ends)
+        assert (owned_by(bounds, k, starts, ends) == (full == k)).all()
+
+
 def test_a_candidate_suppressed_by_a_span_that_loses_elsewhere_survives():
     """Window 0 (words 0–9) saw B (6–9) beat C (4–6) at its edge; window 1 (words 5–14) is where
     B is most central and scores it low, so B goes — and C, which only B had suppressed, must
@@ -124,6 +140,6 @@ def test_a_candidate_suppressed_by_a_span_that_loses_elsewhere_survives():
     bounds = [(0, 10), (5, 15)]
     window0 = [WordSpan(4, 6, 0, 0.6), WordSpan(6, 9, 0, 0.9)]
     window1 = [WordSpan(6, 9, 0, 0.4), WordSpan(11, 12, 0, 0.8)]
-    merged = merge_window_candidates([window0, window1], bounds)
+    merged = merge_window_candidates([_arrays(window0), _arrays(window1)], bounds)
     kept = greedy_search(merged, True, False)
     assert [(s.start, s.end, s.score) for s in kept] == [(4, 6, 0.6), (11, 12, 0.8)]

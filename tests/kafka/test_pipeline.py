@@ -146,3 +146,39 @@ def test_a_pipeline_whose_labels_cannot_fit_fails_at_start_naming_the_key():
         assert "pipelines[0].labels" in str(exc) and "512" in str(exc)
     else:
         raise AssertionError("a pipeline whose labels cannot fit the model started")
+
+
+def test_a_dead_inference_loop_is_fatal_for_streams_not_a_dead_letter():
+    from stream.errors import EngineStopped
+
+    assert decide(EngineStopped()).action is Action.FATAL
+
+
+async def test_a_drain_that_cannot_finish_within_its_budget_exits_without_acking(monkeypatch):
+    """A broker that never confirms: SIGTERM's drain must not outlive the grace period."""
+    import stream.kafka.pipeline as pipeline_module
+
+    class Exited(Exception):
+        pass
+
+    def fake_fatal(message):
+        raise Exited(message)
+
+    monkeypatch.setattr(pipeline_module, "fatal", fake_fatal)
+    sink = MemorySink()  # the gate never opens: nothing is ever delivered
+    queue = InferenceQueue(load_engine(MODEL, "fp32"), Metrics.create(), QueueLimits(max_batch_wait_s=0))
+    pipeline = StreamPipeline(CFG, queue, sink, queue.metrics, drain_timeout_s=0.5)
+    acked: list = []
+
+    async def ack(event):
+        acked.append(event)
+
+    await pipeline.feed([0, 1], _refs(["a", "b"]), ack)
+    try:
+        await asyncio.wait_for(pipeline.drain(), 10)
+    except Exited as exc:
+        assert "drain_timeout_s=0.5" in str(exc)
+    else:
+        raise AssertionError("the drain finished although nothing was delivered")
+    assert acked == []
+    await queue.close()

@@ -118,3 +118,27 @@ async def test_a_full_queue_refuses_at_once_when_told_not_to_wait(engine):
         assert len(await first) == 2 and len(await waiting) == 1
     finally:
         await queue.close()
+
+
+async def test_requests_waiting_when_the_loop_dies_fail_instead_of_hanging(engine):
+    from stream.errors import EngineStopped
+
+    queue = InferenceQueue(engine, Metrics.create(), QueueLimits(max_batch_wait_s=0.2))
+    params = [DecodeParams(0.5)]
+    waiting = await queue.admit(["Ada Lovelace lived in London."], [("person",)], params)
+    queue._pending.appendleft(None)  # a row no code path makes: the owner task dies on it (a bug)
+    queue._rows_ready.set()
+    try:
+        await asyncio.wait_for(waiting, 5)
+    except EngineStopped:
+        pass
+    else:
+        raise AssertionError("the request resolved although the loop died")
+    assert not queue.healthy
+    try:
+        await queue.admit(["x"], [("person",)], params)
+    except EngineStopped:
+        pass
+    else:
+        raise AssertionError("a dead queue admitted work")
+    await queue.close()
