@@ -134,6 +134,9 @@ class Settings(BaseSettings):
                                  "streams pause")
     max_queue_tokens: int = Field(262_144, ge=256, description="real tokens (prompt and windows) admitted and not "
                                   "yet run; beyond, HTTP gets 429 and streams pause: bounds queue wait by work")
+    max_queue_wait_s: float = Field(2.0, ge=0, le=600, description="admit no more work than the engine, at its "
+                                    "measured tokens/s, runs in this long: beyond, HTTP gets 429 (Retry-After: the "
+                                    "time to run what is queued) and streams pause. 0 = bound by max_queue_tokens only")
 
     # HTTP
     http_enabled: bool = True

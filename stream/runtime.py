@@ -27,7 +27,8 @@ __all__ = ["Runtime", "build_runtime", "http_limits", "queue_limits"]
 def queue_limits(settings: Settings) -> QueueLimits:
     return QueueLimits(max_batch_rows=settings.max_batch_rows, max_batch_tokens=settings.max_batch_tokens,
                        max_batch_wait_s=settings.max_batch_wait_ms / 1000, lookahead_rows=settings.lookahead_rows,
-                       max_queue_texts=settings.max_queue_texts, max_queue_tokens=settings.max_queue_tokens)
+                       max_queue_texts=settings.max_queue_texts, max_queue_tokens=settings.max_queue_tokens,
+                       max_queue_wait_s=settings.max_queue_wait_s)
 
 
 def http_limits(settings: Settings):

@@ -198,6 +198,9 @@ class StreamPipeline:
                 if decision.action is Action.RETRY:
                     retry.append((record, source))
                 elif decision.action is Action.DEAD_LETTER and record.topic != self.cfg.dead_letter_topic:
+                    # The broker refuses whole record batches: was it this record, or its batch-mates?
+                    if await self.publisher.send_alone(record) is None:
+                        continue
                     log.warning("broker refused the output of %s[%d]@%d: %r; dead-lettering it", source.topic,
                                 source.partition, source.offset, error)
                     dead = DeadLetter(source._replace(value=None), decision.reason,

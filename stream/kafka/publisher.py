@@ -33,6 +33,7 @@ class Publisher:
     def __init__(self, settings: Settings):
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._alone: AIOKafkaProducer | None = None
         self._partitions: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
@@ -46,6 +47,9 @@ class Publisher:
                 self._producer = producer
 
     async def stop(self) -> None:
+        if self._alone is not None:
+            await self._alone.stop()
+            self._alone = None
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -74,6 +78,26 @@ class Publisher:
                 failed.set_exception(exc)
                 futures.append(failed)
         return futures
+
+    async def send_alone(self, r: OutRecord) -> BaseException | None:
+        """Send one record in a batch of its own and wait: the broker's size and validity checks
+        apply to whole batches, so a refused batch may hold records that are fine on their own.
+        Uses a second producer without idempotence: after a refused batch the idempotent one's
+        sequence for that partition no longer matches the broker's, and it would refuse the
+        record too. (Records re-sent this way may land after records of a later batch.)"""
+        await self.start()
+        try:
+            if self._alone is None:
+                self._alone = AIOKafkaProducer(**kafka_client_kwargs(self._settings), acks="all",
+                                               enable_idempotence=False, linger_ms=0, request_timeout_ms=30_000,
+                                               max_request_size=4 * 1024 * 1024)
+                await self._alone.start()
+            partitions = sorted(await self._alone.partitions_for(r.topic))
+            partition = partitions[r.source_partition % len(partitions)] if r.key is None else None
+            await self._alone.send_and_wait(r.topic, r.value, key=r.key, partition=partition, headers=list(r.headers))
+            return None
+        except Exception as exc:
+            return exc
 
     @staticmethod
     async def outcomes(futures: list[asyncio.Future]) -> list[BaseException | None]:

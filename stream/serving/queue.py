@@ -55,6 +55,23 @@ class QueueLimits:
     lookahead_rows: int = DEFAULT_LOOKAHEAD
     max_queue_texts: int = 2048
     max_queue_tokens: int = 262_144
+    max_queue_wait_s: float = 0.0
+    "Admit no more real tokens than the engine runs in this long at its measured rate (0: off)."
+
+
+class Throughput:
+    """The engine's real tokens per second, as an exponentially weighted mean over batches."""
+
+    def __init__(self, weight: float = 0.2):
+        self.weight = weight
+        self.tokens_per_s: float | None = None
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        if seconds <= 0 or tokens <= 0:
+            return
+        rate = tokens / seconds
+        self.tokens_per_s = rate if self.tokens_per_s is None else \
+            (1 - self.weight) * self.tokens_per_s + self.weight * rate
 
 
 class Outcome(NamedTuple):
@@ -115,6 +132,7 @@ class InferenceQueue:
         self._task: asyncio.Task | None = None
         self._warned_label_sets: set[tuple[str, ...]] = set()
         self._live: set[_Request] = set()
+        self.throughput = Throughput()
 
     def check_labels(self, labels: tuple[str, ...]) -> None:
         """Before queueing: raise ``InvalidInput`` for a label set the model cannot take; count and
@@ -206,16 +224,32 @@ class InferenceQueue:
                     out.append(EngineError(f"prepare failed: {type(exc).__name__}: {exc}"))
             return out
 
+    @property
+    def token_bound(self) -> int:
+        """Real tokens the queue admits: ``max_queue_tokens``, and no more than the engine runs in
+        ``max_queue_wait_s`` at its measured rate (so an admitted request waits about that long at most)."""
+        rate, wait = self.throughput.tokens_per_s, self.limits.max_queue_wait_s
+        if wait <= 0:
+            return self.limits.max_queue_tokens
+        if rate is None:  # nothing measured yet: one batch's worth, until the first batch says more
+            return min(self.limits.max_queue_tokens, self.limits.max_batch_tokens)
+        return max(1, min(self.limits.max_queue_tokens, int(rate * wait)))
+
+    def retry_after(self) -> float:
+        """Seconds until what is queued now has run (at the measured rate), at least 1."""
+        rate = self.throughput.tokens_per_s
+        return max(1.0, self._queued_tokens / rate) if rate else 1.0
+
     async def _make_room(self, texts: int, tokens: int, wait: bool) -> None:
         lim = self.limits
 
         def fits() -> bool:
             return not self.healthy or self._queued_texts == 0 or (self._queued_texts + texts <= lim.max_queue_texts
-                                               and self._queued_tokens + tokens <= lim.max_queue_tokens)
+                                                                   and self._queued_tokens + tokens <= self.token_bound)
         if fits():
             return
         if not wait:
-            raise EngineOverloaded(retry_after=1.0)
+            raise EngineOverloaded(retry_after=self.retry_after())
         async with self._room:
             await self._room.wait_for(fits)
         if not self.healthy:
@@ -287,6 +321,7 @@ class InferenceQueue:
                 self.metrics.batch_size.observe(len(rows))
                 self.metrics.batch_tokens.observe(padded_tokens([r.length for r in rows]))
                 self.metrics.inference_seconds.observe(time.perf_counter() - now)
+                self.throughput.observe(sum(r.length for r in rows), time.perf_counter() - now)
                 self._queued_tokens -= sum(r.length for r in rows)
                 self._queued_texts -= len(finished)
                 self._resolve(finished)

@@ -50,6 +50,10 @@ class MemorySink:
     async def deliver(self, records):
         return await self.outcomes(await self.send(records))
 
+    async def send_alone(self, record):
+        self.sent.append(record)
+        return MessageSizeTooLargeError() if self.reject(record) else None
+
 
 def _refs(ids: list[str], start: int = 0) -> list[RecordRef]:
     return [RecordRef("in", 0, start + i, None, None, orjson.dumps({"id": x, "text": f"{x} lives in Paris."}), (),

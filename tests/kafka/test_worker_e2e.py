@@ -94,6 +94,9 @@ BAD_INPUTS = [
     (b'{"text": "ok", "threshold": "high"}', [], "schema_violation"),
     (b'{"text": "ok", "id": {"nested": true}}', [], "schema_violation"),
     (b'{"text": "ok"} trailing', [("h", b"\x00\xff")], "invalid_json"),
+    (orjson.dumps({"text": "ok", "labels": ["person", "\u200b"]}), [], "invalid_label"),
+    (orjson.dumps({"text": "ok", "labels": [" ".join(f"w{i}x{j}" for j in range(30)) for i in range(5)]}), [],
+     "labels_too_long"),
 ]
 
 
@@ -131,6 +134,31 @@ async def test_bad_input_is_dead_lettered_and_neighbours_processed(kafka_bootstr
     assert got == expected
     assert len({reason for _, _, reason in BAD_INPUTS}) >= 8 and len(BAD_INPUTS) >= 15
     assert worker.metric("spanstream_dead_letters_total") == len(BAD_INPUTS)
+    assert worker.terminate() == 0
+
+
+async def test_an_output_the_broker_refuses_is_dead_lettered_and_the_partition_moves_on(
+        kafka_bootstrap, topic_factory, worker_factory):
+    """The output topic's max.message.bytes is smaller than one output: before, the worker
+    retried it for publish_timeout_s and exited, then crash-looped on the same record."""
+    topics = {"in": await topic_factory(partitions=1, prefix="in"),
+              "out": await topic_factory(partitions=1, prefix="out", config={"max.message.bytes": "2000"}),
+              "dlq": await topic_factory(partitions=1, prefix="dlq")}
+    worker = worker_factory(pipeline_toml("small", topics["in"], topics["out"], topics["dlq"]))
+    worker.wait_ready()
+    records = [(None, orjson.dumps({"id": f"ok-{i}", "text": SENTENCES[i % 4]}), []) for i in range(6)]
+    records.insert(3, (None, orjson.dumps({"id": "big", "text": "Paris", "metadata": {"pad": "x" * 3000}}), []))
+    coords = await produce(kafka_bootstrap, topics["in"], records)
+    out = await consume(kafka_bootstrap, [topics["out"], topics["dlq"]], len(records))
+    assert len(out) == len(records), worker.tail()
+    letters = [orjson.loads(r.value) for r in out if r.topic == topics["dlq"]]
+    assert len(letters) == 1, ([(x["source"]["offset"], x["message"]) for x in letters], worker.tail())
+    (letter,) = letters
+    validator(DEAD_LETTER).validate(letter)
+    assert letter["reason"] == "publish_rejected" and letter["value"] is None
+    assert (letter["source"]["partition"], letter["source"]["offset"]) == coords[3]
+    assert sorted(orjson.loads(r.value)["id"] for r in out if r.topic == topics["out"]) == \
+        sorted(f"ok-{i}" for i in range(6))
     assert worker.terminate() == 0
 
 

@@ -142,3 +142,29 @@ async def test_requests_waiting_when_the_loop_dies_fail_instead_of_hanging(engin
     else:
         raise AssertionError("a dead queue admitted work")
     await queue.close()
+
+
+async def test_admission_is_bounded_by_measured_throughput_times_the_wait_target(engine):
+    """With max_queue_wait_s the queue holds about that much work at the engine's measured rate,
+    however generous max_queue_tokens is; a refusal says how long what is queued takes to run."""
+    queue = InferenceQueue(engine, Metrics.create(), QueueLimits(max_batch_wait_s=0, max_queue_wait_s=0.05))
+    try:
+        assert queue.token_bound == queue.limits.max_batch_tokens  # nothing measured yet: one batch
+        await queue.submit(_texts(64), [LABELS] * 64, [PARAMS] * 64)
+        rate = queue.throughput.tokens_per_s
+        assert rate and queue.token_bound == min(queue.limits.max_queue_tokens, int(rate * 0.05))
+        assert queue.token_bound < queue.limits.max_queue_tokens
+        admitted, refused = [], None
+        for _ in range(2000):
+            try:
+                admitted.append(await queue.admit(_texts(8), [LABELS] * 8, [PARAMS] * 8, wait=False))
+            except EngineOverloaded as exc:
+                refused = exc
+                break
+        assert refused is not None, "a flood was admitted whole"
+        assert refused.retry_after >= 1.0
+        per_request = sum(p.tokens for p in engine.prepare(_texts(8), [LABELS] * 8))
+        assert queue._queued_tokens <= queue.token_bound + per_request
+        await asyncio.gather(*admitted)
+    finally:
+        await queue.close()
