@@ -21,7 +21,8 @@ from stream.engine.types import WordSpan
 from stream.engine.windows import merge_window_candidates, owned_by, owner_window
 from tests.fixtures.parity_corpus import SENTENCES
 
-MODELS = {"tiny-fp32": (Path(__file__).resolve().parents[1] / "fixtures" / "tiny-gliner", "fp32")}
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+MODELS = {"tiny-fp32": (FIXTURES / "tiny-gliner", "fp32"), "tiny-deberta-fp32": (FIXTURES / "tiny-deberta", "fp32")}
 LABELS = ("person", "city", "organization", "date", "country")
 THRESHOLD = 0.3
 
