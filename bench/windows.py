@@ -4,8 +4,7 @@
 
 For texts of 100–300 words with ``max_len`` forced to 64 and 128 words, prints
 - merge F1: the engine's windowed output against each window run alone and merged the same way
-  (tests/engine/test_windows.py asserts ≥ 0.99 on fp32 checkpoints; on the shipped int8 model
-  the difference is dynamic quantization's per-batch scales, #15 item 4);
+  (tests/engine/test_windows.py asserts ≥ 0.99; int8 results do not depend on the batch);
 - context loss: agreement of the windowed output with one window over the whole text (the
   model sees less context per window; no merge can restore it).
 """
@@ -14,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from stream.engine import Extractor, default_model_path
+from stream.engine import Extractor
 from tests.engine import test_windows as tw
 
 
@@ -22,7 +21,6 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--texts", type=int, default=24)
     args = ap.parse_args()
-    tw.MODELS["default-int8"] = (default_model_path(), "int8")
     texts = tw.long_texts(args.texts)
     whole = Extractor(tw.engine_with_max_len("default-int8", 384))
     single = [[(e.start, e.end, e.label) for e in r.entities]

@@ -21,64 +21,34 @@ attention does not match keep it, with the NaN guards dropped where a finite mas
 them unnecessary.
 
 Works on fp32 and on dynamically quantized (int8) exports (the head's weights are dequantized;
-the encoder stays int8). The result is cached on disk.
+the encoder stays int8, with per-token activation scales: ``engine.quantize``). The result is
+cached on disk.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from stream.engine.graphcache import cache_dir, digest, save_atomically
+from stream.engine.quantize import float_lstm, per_token_activations
+
 log = logging.getLogger(__name__)
-FAST_GRAPH_VERSION = "12"
+FAST_GRAPH_VERSION = "18"
 
 
 class GraphPatternError(Exception):
     """The graph does not have the markerV0 structure this rewrite expects."""
 
 
-def cache_dir(root: str | Path | None = None) -> Path:
-    """``root``/graphs (default root: ``SPANSTREAM_CACHE_DIR``, else ~/.cache/spanstream); a temp
-    folder when that is not writable (read-only images)."""
-    base = root or os.environ.get("SPANSTREAM_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                                         "spanstream")
-    path = Path(base) / "graphs"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.touch()
-        probe.unlink()
-        return path
-    except OSError:
-        fallback = Path(tempfile.gettempdir()) / "spanstream-graphs"
-        fallback.mkdir(parents=True, exist_ok=True)
-        return fallback
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256(FAST_GRAPH_VERSION.encode())
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:20]
-
-
 def fast_graph_path(src: Path, max_width: int, cache_root: str | Path | None = None) -> Path:
     """Path of the rewritten graph for ``src`` (built on first use, then reused)."""
-    out = cache_dir(cache_root) / f"{src.stem}-{_digest(src)}-k{max_width}-fast.onnx"
+    out = cache_dir(cache_root) / f"{src.stem}-{digest(src, FAST_GRAPH_VERSION)}-k{max_width}-fast.onnx"
     if not out.exists():
-        model = rewrite(src, max_width)
-        tmp = out.with_suffix(f".tmp{os.getpid()}")
-        import onnx
-
-        onnx.save(model, str(tmp))
-        os.replace(tmp, out)
+        save_atomically(rewrite(src, max_width), out)
         log.info("derived fast span-head graph %s from %s", out.name, src)
     return out
 
@@ -449,4 +419,7 @@ def rewrite(src: Path, max_width: int):
     del graph.initializer[:]
     graph.initializer.extend(keep_inits)
     del graph.value_info[:]
+    if any(node.op_type == "DynamicQuantizeLinear" for node in graph.node):
+        per_token_activations(model)  # int8 that does not depend on batch-mates (engine.quantize)
+    float_lstm(model)
     return model

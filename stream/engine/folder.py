@@ -78,10 +78,17 @@ class ModelFolder:
     tokenizer_config: dict
     onnx_file: Path
     variant: Literal["fp32", "int8"]
+    derive_int8: bool = False
+    "int8 was asked for and only fp32 is shipped: the engine quantizes ``onnx_file`` at load."
 
     @property
     def name(self) -> str:
         return self.root.name
+
+    @property
+    def fp32_file(self) -> Path | None:
+        """The folder's fp32 graph, if it ships one (the int8 variant's reference)."""
+        return _find(self.root, VARIANT_FILES["fp32"])
 
 
 def _find(root: Path, names: tuple[str, ...]) -> Path | None:
@@ -116,6 +123,9 @@ def resolve_model_folder(path: str | Path, variant: Variant = "auto") -> ModelFo
         onnx_file = _find(root, VARIANT_FILES[v])
         if onnx_file is not None:
             return ModelFolder(root, config, _find(root, ("tokenizer.json",)), tok_cfg, onnx_file, v)
+    fp32 = _find(root, VARIANT_FILES["fp32"]) if variant == "int8" else None
+    if fp32 is not None:  # no int8 file: derive one from fp32 at load (engine.quantize)
+        return ModelFolder(root, config, _find(root, ("tokenizer.json",)), tok_cfg, fp32, "int8", derive_int8=True)
     wanted = " or ".join(f for v in order for f in VARIANT_FILES[v])
     raise ModelLoadError(f"model folder {root} has no {wanted} (looked in . and onnx/)")
 

@@ -6,7 +6,7 @@ Stages are pure functions in their own modules; this one composes them and owns 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from stream.engine.fastgraph import GraphPatternError, fast_graph_path
 from stream.engine.folder import ModelFolder
 from stream.engine.params import DecodeParams
 from stream.engine.prompt import EncodedWords, PromptEncoder, Row, drop_silent_words
+from stream.engine.quantize import int8_agreement, int8_graph_path, reference_graph
 from stream.engine.session import OnnxSession
 from stream.engine.splitter import split_words
 from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
@@ -39,6 +40,8 @@ class ModelInfo:
     "Labels per request the model was trained with; more are allowed (and counted)."
     max_tokens: int = 512
     "Tokens per model row (prompt, text and special tokens)."
+    int8_agreement: float | None = None
+    "int8 only: entity F1 against the fp32 reference on the probe set, measured at load."
 
 
 class GlinerSpanEngine:
@@ -58,9 +61,11 @@ class GlinerSpanEngine:
         self.encoder = PromptEncoder(folder.tokenizer_file, folder.tokenizer_config, cfg.ent_token, cfg.sep_token,
                                      cfg.max_positions)
         onnx_file = folder.onnx_file
+        if folder.derive_int8:
+            onnx_file = int8_graph_path(onnx_file, cache_dir)
         if graph == "fast":
             try:
-                onnx_file = fast_graph_path(folder.onnx_file, cfg.max_width, cache_dir)
+                onnx_file = fast_graph_path(onnx_file, cfg.max_width, cache_dir)
             except (GraphPatternError, ImportError) as exc:
                 log.warning("%s: fast span head not available (%s); using the exported graph", folder.onnx_file, exc)
                 graph = "exported"
@@ -69,6 +74,20 @@ class GlinerSpanEngine:
         self.session = OnnxSession(onnx_file, INPUT_NAMES, OUTPUT_NAMES, threads)
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
                               str(folder.root), graph, cfg.max_types, self.encoder.max_tokens)
+        if folder.variant == "int8":
+            self.info = replace(self.info, int8_agreement=self._int8_gate(folder, cache_dir))
+
+    def _int8_gate(self, folder: ModelFolder, cache_dir) -> float | None:
+        """Agreement of this int8 graph with fp32 (the folder's fp32 graph, else its int8 weights
+        in float arithmetic), measured once per graph and cached."""
+        try:
+            reference = folder.fp32_file or reference_graph(folder.onnx_file, cache_dir)
+            f1 = int8_agreement(self, reference, cache_dir)
+        except Exception as exc:  # a measurement, never a reason not to serve
+            log.warning("%s: could not measure int8 agreement with fp32: %r", folder.root, exc)
+            return None
+        log.info("%s int8: entity F1 %.4f against fp32 on the probe set", folder.name, f1)
+        return round(f1, 4)
 
     def check_labels(self, labels: tuple[str, ...]) -> None:
         """Raise ``InvalidInput`` (``invalid_label``, ``labels_too_long``) for a label set this

@@ -92,7 +92,8 @@ class Api:
         return json_response({"models": [{"name": info.name, "family": info.family, "variant": info.variant,
                                   "version": self.model_version, "max_width": info.max_width,
                                   "max_len": info.max_len, "max_types": info.max_types,
-                                  "max_tokens": info.max_tokens, "default_labels": self.default_labels}]})
+                                  "max_tokens": info.max_tokens, "int8_agreement": info.int8_agreement,
+                                  "default_labels": self.default_labels}]})
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: the inference loop is alive (a dead loop never recovers: restart the pod)."""
