@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,26 @@ def test_readyz_turns_503_while_draining_then_process_exits_cleanly():
     status, headers, body = post(proc, {"text": "Paris", "labels": ["city"]})
     assert status == 503 and int(headers["Retry-After"]) >= 1
     assert proc.proc.wait(30) == 0
+
+
+def test_a_request_in_flight_at_sigterm_completes_within_the_drain_budget():
+    """The drain budget is SPANSTREAM_DRAIN_TIMEOUT_S (one setting, the chart derives it from the
+    grace period); serve used to give in-flight requests 1 + 10 s whatever the grace period."""
+    proc = ServeProc(env={"SPANSTREAM_DRAIN_SECONDS": "0.5", "SPANSTREAM_DRAIN_TIMEOUT_S": "90"}).start()
+    texts = ["Ada Lovelace met Charles Babbage in London. " * 2200] * 8  # ~15-20 s on 2 cores
+    result = {}
+
+    def call():
+        started = time.monotonic()
+        result["status"] = request(proc.url + "/v1/extract", {"texts": texts, "labels": ["person", "city"]},
+                                   timeout=300)[0]
+        result["seconds"] = time.monotonic() - started
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    time.sleep(1.5)
+    proc.proc.send_signal(15)
+    worker.join(300)
+    assert result.get("status") == 200, result
+    assert proc.proc.wait(60) == 0
+    print(f"DRAIN: a {result['seconds']:.1f} s request in flight at SIGTERM completed")
