@@ -98,6 +98,7 @@ class PromptEncoder:
         pad = pad.get("content") if isinstance(pad, dict) else pad
         self.pad_id = tok.token_to_id(pad) if pad and tok.token_to_id(pad) is not None else 0
         self.prompt = lru_cache(maxsize=4096)(self._prompt)
+        self._refusal = lru_cache(maxsize=4096)(self._refuse)
 
     @property
     def content_budget(self) -> int:
@@ -110,19 +111,26 @@ class PromptEncoder:
         return self.content_budget // 2
 
     def check_labels(self, labels: tuple[str, ...]) -> None:
-        """Raise ``InvalidInput`` for a label set this model cannot take; cheap (prompts are cached)."""
+        """Raise ``InvalidInput`` for a label set this model cannot take; the verdict is cached per
+        label set (it is asked per request and per event)."""
+        refusal = self._refusal(labels)
+        if refusal is not None:  # a fresh exception: re-raising one instance would grow its traceback
+            raise InvalidInput(refusal.reason, refusal.message)
+
+    def _refuse(self, labels: tuple[str, ...]) -> InvalidInput | None:
         for label in labels:
             if is_invisible(label):
-                raise InvalidInput("invalid_label", f"label {label!r} has no visible character")
+                return InvalidInput("invalid_label", f"label {label!r} has no visible character")
         prompt = self.prompt(labels)
         counts = np.bincount(prompt.word_ids, minlength=self.prompt_words(labels))
         for label, count in zip(labels, counts[1::2]):  # words: <<ENT>> label <<ENT>> label ... <<SEP>>
             if count == 0:
-                raise InvalidInput("invalid_label", f"label {label!r} has no token in this model's vocabulary")
+                return InvalidInput("invalid_label", f"label {label!r} has no token in this model's vocabulary")
         if prompt.ids.size > self.max_prompt_tokens:
-            raise InvalidInput("labels_too_long", f"the {len(labels)} labels take {prompt.ids.size} tokens; this "
-                               f"model's window is {self.max_tokens} tokens and labels may use at most "
-                               f"{self.max_prompt_tokens}, so that the rest is left to the text")
+            return InvalidInput("labels_too_long", f"the {len(labels)} labels take {prompt.ids.size} tokens; this "
+                                f"model's window is {self.max_tokens} tokens and labels may use at most "
+                                f"{self.max_prompt_tokens}, so that the rest is left to the text")
+        return None
 
     def encode_words(self, batch: list[list[str]]) -> list[EncodedWords]:
         encodings = self._tok.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)
