@@ -16,10 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_schemathesis_no_5xx_and_responses_match_document():
+    """Every check but positive_data_acceptance: whether labels are usable depends on the model's
+    vocabulary and token window (a label of control characters has no token; 50 long labels do
+    not fit), which no schema can state — those get a documented 422 with a reason code."""
     server = ServeProc().start()
     try:
         proc = subprocess.run([str(Path(sys.executable).parent / "schemathesis"), "run", server.url + "/openapi.json",
-                               "--checks", "all", "--max-examples", "60", "--seed", "1"],
+                               "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+                               "--max-examples", "60", "--seed", "1"],
                               capture_output=True, timeout=600, cwd=ROOT)
         out = proc.stdout.decode(errors="replace")
         assert proc.returncode == 0, out[-4000:]
