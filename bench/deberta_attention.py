@@ -76,12 +76,18 @@ def main() -> int:
                 session.run(engine.feed(rows[start:start + 16]))
             trace = json.loads(session.end_profiling().read_text())
             time_by = defaultdict(float)
+            by_op = defaultdict(float)
             for event in trace:
                 if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
                     node = event["name"][:-len("_kernel_time")]
-                    time_by["attention" if "/attention/self/" in node else "rest"] += event["dur"]
+                    inside = "/attention/self/" in node
+                    time_by["attention" if inside else "rest"] += event["dur"]
+                    if inside:
+                        by_op[event.get("args", {}).get("op_name", "?")] += event["dur"]
             total = sum(time_by.values())
             shares[name] = time_by["attention"] / total
+            top = sorted(by_op.items(), key=lambda kv: -kv[1])[:6]
+            print(f"  {name} attention time by op: " + ", ".join(f"{op} {t / total:.1%}" for op, t in top))
         print(f"DeBERTa-v3 GLiNER hidden {args.hidden}, {args.layers} layers, {args.heads} heads, fp32 fast graph:")
         for name, share in shares.items():
             print(f"  {name}: {share:.1%} of node time in attention blocks")
