@@ -118,6 +118,10 @@ class KafkaNode:
     controller_port: int
     data_dir: Path
     process: subprocess.Popen | None = None
+    listeners: dict[str, tuple[int, str]] = field(default_factory=dict)
+    "Extra client listeners: name → (port, security protocol), e.g. SASL_SSL or SSL."
+    extra_properties: list[str] = field(default_factory=list)
+    "server.properties lines for them (TLS keystore, SASL mechanisms, client auth)."
 
     @property
     def pid_file(self) -> Path:
@@ -129,15 +133,18 @@ class KafkaNode:
 
     def properties(self, voters: str, replication: int) -> str:
         min_isr = 2 if replication >= 3 else 1
+        extra = "".join(f",{name}://127.0.0.1:{port}" for name, (port, _) in self.listeners.items())
+        protocols = "".join(f",{name}:{protocol}" for name, (_, protocol) in self.listeners.items())
         return "\n".join([
             "process.roles=broker,controller",
             f"node.id={self.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}{extra}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{extra}",
             "inter.broker.listener.name=PLAINTEXT",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{protocols}",
+            *self.extra_properties,
             f"log.dirs={self.data_dir / 'logs'}",
             f"offsets.topic.replication.factor={replication}",
             "offsets.topic.num.partitions=4",
@@ -245,15 +252,17 @@ class KafkaCluster:
     base_dir: Path
     nodes: list[KafkaNode] = field(default_factory=list)
     libs_dir: Path = LIBS_DIR
+    format_args: list[str] = field(default_factory=list)
+    "Extra ``kafka-storage format`` arguments, e.g. ``--add-scram`` users."
 
     @classmethod
     def create(cls, base_dir: Path, size: int = 1, ports: list[tuple[int, int]] | None = None,
-               libs_dir: Path = LIBS_DIR) -> "KafkaCluster":
+               libs_dir: Path = LIBS_DIR, format_args: list[str] | None = None) -> "KafkaCluster":
         if size not in (1, 3):
             raise ValueError("a local cluster has 1 or 3 nodes")
         ports = ports or [(free_port(), free_port()) for _ in range(size)]
         nodes = [KafkaNode(i + 1, p, c, Path(base_dir) / f"node{i + 1}") for i, (p, c) in enumerate(ports)]
-        return cls(Path(base_dir), nodes, libs_dir)
+        return cls(Path(base_dir), nodes, libs_dir, list(format_args or []))
 
     @property
     def bootstrap(self) -> str:
@@ -274,7 +283,8 @@ class KafkaCluster:
             if (node.data_dir / "logs" / "meta.properties").exists():
                 continue
             cmd = ["java", "-cp", f"{self.libs_dir}/*", "kafka.tools.StorageTool", "format",
-                   f"--cluster-id={cluster_id}", "-c", str(node.data_dir / "server.properties"), "-g"]
+                   f"--cluster-id={cluster_id}", "-c", str(node.data_dir / "server.properties"), "-g",
+                   *self.format_args]
             if len(self.nodes) == 3:  # classic min-ISR semantics (KIP-966 off) for fault tests
                 cmd += ["--feature", "eligible.leader.replicas.version=0"]
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "KAFKA_LOG4J_OPTS": ""})

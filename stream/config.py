@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SSL / SASL_SSL")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted client key")
     client_id: str = "spanstream"
     group_id: str = Field("spanstream", description="consumer group; every replica uses the same one")
     group_instance_id: str | None = Field(None, description="static membership (e.g. the pod name): restarts "

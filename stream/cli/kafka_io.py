@@ -17,6 +17,17 @@ def _bootstrap_arg(p: argparse.ArgumentParser) -> None:
                                                          os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")))
 
 
+def _client(bootstrap: str) -> dict:
+    """Connection arguments: ``--bootstrap``, and security from the ``SPANSTREAM_KAFKA_*`` settings
+    every spanstream Kafka client uses (``stream.kafka.client``)."""
+    from stream.config import load_settings
+    from stream.kafka.client import kafka_client_kwargs
+
+    kw = kafka_client_kwargs(load_settings(), bootstrap)
+    kw.pop("client_id", None)
+    return kw
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("produce", help="publish JSONL (or plain text lines) to a topic")
     _bootstrap_arg(p)
@@ -64,7 +75,7 @@ def encode_line(line: str, fmt: str, key_field: str | None) -> tuple[bytes | Non
 async def _produce(args) -> int:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", enable_idempotence=True, linger_ms=10)
+    producer = AIOKafkaProducer(**_client(args.bootstrap), acks="all", enable_idempotence=True, linger_ms=10)
     await producer.start()
     sent = failed = 0
     try:
@@ -112,7 +123,7 @@ async def _tail(args) -> int:
 
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(args.topic, bootstrap_servers=args.bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(args.topic, **_client(args.bootstrap), enable_auto_commit=False,
                                 group_id=None if args.from_beginning else f"spanstream-tail-{uuid.uuid4().hex[:8]}",
                                 auto_offset_reset="earliest" if args.from_beginning else "latest")
     await consumer.start()
@@ -142,7 +153,7 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = 1, r
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**_client(bootstrap))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable
 
 from stream.config import PipelineConfig, Settings
+from stream.kafka.client import faust_credentials
 from stream.kafka.lag import register_lag_gauge
 from stream.kafka.pipeline import StreamPipeline
 from stream.kafka.records import record_ref
@@ -41,19 +42,8 @@ def _broker_url(bootstrap: str) -> str:
 
 def build_app(settings: Settings, pipelines: list[StreamPipeline]):
     import faust
-    from faust.auth import SASLCredentials, SSLCredentials
 
-    credentials = None
-    if settings.kafka_security_protocol.startswith("SASL"):
-        credentials = SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None,
-            mechanism=settings.kafka_sasl_mechanism)
-    elif settings.kafka_security_protocol == "SSL":
-        from aiokafka.helpers import create_ssl_context
-
-        credentials = SSLCredentials(create_ssl_context(cafile=str(settings.kafka_ssl_cafile)
-                                                        if settings.kafka_ssl_cafile else None))
+    credentials = faust_credentials(settings)
     (settings.data_dir / settings.group_id).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.group_id,
