@@ -142,6 +142,9 @@ class Settings(BaseSettings):
                                     "time to run what is queued) and streams pause. 0 = bound by max_queue_tokens only")
 
     # HTTP
+    http_auth_token: SecretStr | None = Field(None, description="when set, /v1/extract requires 'Authorization: "
+                                              "Bearer <token>' (401 otherwise); probes, /metrics, /v1/models and "
+                                              "/openapi.json stay open")
     http_enabled: bool = True
     http_host: str = "0.0.0.0"
     http_port: int = Field(6066, ge=0, le=65535)
@@ -163,6 +166,19 @@ class Settings(BaseSettings):
     config: Path | None = Field(None, description="pipelines TOML file")
     data_dir: Path = Field(Path("/tmp/spanstream"), description="faust's data folder (no state is kept there)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, values: dict) -> dict:
+        """Every secret also reads from a mounted file: ``SPANSTREAM_<FIELD>_FILE`` (trailing newline dropped)."""
+        for name in SECRET_FIELDS:
+            path = os.environ.get(f"SPANSTREAM_{name.upper()}_FILE")
+            if path and not values.get(name) and not os.environ.get(f"SPANSTREAM_{name.upper()}"):
+                try:
+                    values[name] = Path(path).read_text().rstrip("\r\n")
+                except OSError as exc:
+                    raise ValueError(f"SPANSTREAM_{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
+        return values
+
     @model_validator(mode="after")
     def _drain(self) -> "Settings":
         if self.drain_seconds >= self.drain_timeout_s:
@@ -176,6 +192,9 @@ class Settings(BaseSettings):
                                                                       self.kafka_sasl_username):
             raise ValueError("SASL needs SPANSTREAM_KAFKA_SASL_MECHANISM and SPANSTREAM_KAFKA_SASL_USERNAME")
         return self
+
+
+SECRET_FIELDS = ("kafka_sasl_password", "kafka_ssl_key_password", "http_auth_token")
 
 
 def _format(exc: ValidationError, prefix: str = "") -> str:

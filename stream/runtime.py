@@ -99,6 +99,7 @@ def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), 
 
         api = Api(default_queue, metrics, ready=ready or (lambda: (True, "model loaded")),
                   limits=http_limits(settings), model_version=settings.model_version,
-                  default_labels=list(default_labels))
+                  default_labels=list(default_labels),
+                  auth_token=settings.http_auth_token.get_secret_value() if settings.http_auth_token else None)
     queues = (default_queue, *(q for q in by_engine.values() if q is not default_queue))
     return Runtime(settings, metrics, queues, tuple(streams), publisher, api)

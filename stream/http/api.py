@@ -8,6 +8,7 @@ table (``http.status.STATUS``).
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stream.http.requests import Limits, parse_extract_request, read_body
-from stream.http.status import NotReady, error_response, json_response
+from stream.http.status import NotReady, Unauthorized, error_response, json_response
 from stream.metrics import Metrics
 from stream.schemas import OPENAPI
 from stream.serving.queue import InferenceQueue
@@ -24,7 +25,8 @@ from stream.serving.queue import InferenceQueue
 
 class Api:
     def __init__(self, queue: InferenceQueue, metrics: Metrics, ready: Callable[[], tuple[bool, str]],
-                 limits: Limits = Limits(), model_version: str = "1", default_labels: list[str] | None = None):
+                 limits: Limits = Limits(), model_version: str = "1", default_labels: list[str] | None = None,
+                 auth_token: str | None = None):
         self.queue = queue
         self.metrics = metrics
         self.ready = ready
@@ -32,6 +34,7 @@ class Api:
         self.model_version = model_version
         self.default_labels = default_labels or []
         self.draining = False
+        self._auth = f"Bearer {auth_token}".encode() if auth_token else None
 
     def routes(self) -> list[tuple[str, str, Callable]]:
         return [("POST", "/v1/extract", self.extract), ("GET", "/v1/models", self.models),
@@ -67,7 +70,13 @@ class Api:
             return response
         return wrapped
 
+    def _authorize(self, request: web.Request) -> None:
+        if self._auth is not None and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(), self._auth):
+            raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
+
     async def extract(self, request: web.Request) -> web.Response:
+        self._authorize(request)
         body = await read_body(request, self.limits)
         texts, labels, params, single = parse_extract_request(body, self.limits)
         self.queue.check_labels(tuple(labels))

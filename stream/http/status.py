@@ -30,12 +30,17 @@ class RequestTimeout(SpanstreamError):
     """408: the body did not arrive in time."""
 
 
+class Unauthorized(SpanstreamError):
+    """401: /v1/extract needs the bearer token (``SPANSTREAM_HTTP_AUTH_TOKEN``)."""
+
+
 class NotReady(SpanstreamError):
     retriable = True
 
 
 STATUS: list[tuple[type[Exception], int, str]] = [
     (RequestMalformed, 400, "malformed"),
+    (Unauthorized, 401, "unauthorized"),
     (RequestTimeout, 408, "timeout"),
     (RequestTooLarge, 413, "too_large"),
     (RequestInvalid, 422, "validation"),
@@ -63,7 +68,7 @@ def error_response(exc: Exception) -> web.Response:
     for cls, status, kind in STATUS:
         if isinstance(exc, cls):
             headers = {"Retry-After": str(max(1, round(getattr(exc, "retry_after", 1))))} if status in (429, 503) \
-                else None
+                else {"WWW-Authenticate": 'Bearer realm="spanstream"'} if status == 401 else None
             error = {"type": kind, "message": str(exc)}
             if isinstance(exc, InvalidInput):
                 error["reason"] = exc.reason

@@ -30,3 +30,19 @@ def test_prints_effective_settings_and_pipelines_with_secrets_masked():
 def test_an_invalid_value_names_its_key():
     proc = _config(SPANSTREAM_MAX_BATCH_ROWS="0")
     assert proc.returncode == 2 and b"SPANSTREAM_MAX_BATCH_ROWS" in proc.stderr
+
+
+def test_secrets_read_from_mounted_files_and_stay_masked(tmp_path, monkeypatch):
+    from stream.config import load_settings
+
+    secret = tmp_path / "sasl"
+    secret.write_text("from-a-file\n")
+    monkeypatch.setenv("SPANSTREAM_KAFKA_SASL_PASSWORD_FILE", str(secret))
+    assert load_settings().kafka_sasl_password.get_secret_value() == "from-a-file"
+    monkeypatch.setenv("SPANSTREAM_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "missing"))
+    try:
+        load_settings()
+    except Exception as exc:
+        assert "SPANSTREAM_KAFKA_SASL_PASSWORD_FILE" in str(exc)
+    else:
+        raise AssertionError("an unreadable secret file was ignored")
