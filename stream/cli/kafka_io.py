@@ -24,7 +24,7 @@ def _client(bootstrap: str) -> dict:
     from stream.kafka.client import kafka_client_kwargs
 
     kw = kafka_client_kwargs(load_settings(), bootstrap)
-    kw.pop("client_id", None)
+    kw.pop("client_id", None)  # a CLI is not the worker: keep aiokafka's own id in broker logs
     return kw
 
 

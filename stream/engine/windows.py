@@ -38,31 +38,15 @@ def plan_windows(word_token_counts: np.ndarray, max_words: int, token_budget: in
         start = max(start + 1, end - min(overlap, (end - start) // 2))
 
 
-def owner_window(bounds: list[tuple[int, int]], start: int, end: int) -> int | None:
-    """The window in which the span of words ``[start, end]`` is most central: of the windows
-    holding it whole, the one where it lies furthest from either edge (the earlier one on ties).
-    That window saw the most context on both sides of the span."""
-    owned = owned_by(bounds, None, np.asarray([start]), np.asarray([end]))
-    return int(owned[0]) if owned[0] >= 0 else None
-
-
-def owned_by(bounds: list[tuple[int, int]], k: int | None, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def owned_by(bounds: list[tuple[int, int]], k: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """For spans ``[starts, ends]`` (text word indices) found in window ``k``: a mask of those that
-    window ``k`` owns. With ``k=None``: the owner of each span (-1 if none holds it).
+    window ``k`` owns — of the windows holding a span whole, the one where it lies furthest from
+    either edge (the earlier one on ties). That window saw the most context on both sides.
 
     Window starts and ends both increase, so the windows holding a span are contiguous, and
     walking outwards from ``k`` stops at the first window that holds none of them: linear in the
     candidates, not in candidates × windows.
     """
-    if k is None:
-        owner = np.full(starts.shape, -1)
-        best = np.full(starts.shape, -1)
-        for j, (a, b) in enumerate(bounds):
-            inside = (a <= starts) & (ends < b)
-            margin = np.minimum(starts - a, b - 1 - ends)
-            better = inside & (margin > best)
-            owner[better], best[better] = j, margin[better]
-        return owner
     a, b = bounds[k]
     mine = np.minimum(starts - a, b - 1 - ends)
     keep = np.ones(starts.shape, dtype=bool)

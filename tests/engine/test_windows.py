@@ -18,7 +18,7 @@ import pytest
 from stream.engine import Extractor, default_model_path
 from stream.engine.decode import Candidates, candidate_spans, greedy_search
 from stream.engine.types import WordSpan
-from stream.engine.windows import merge_window_candidates, owned_by, owner_window
+from stream.engine.windows import merge_window_candidates, owned_by
 from tests.fixtures.parity_corpus import SENTENCES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -111,6 +111,21 @@ def test_merged_windows_equal_each_window_run_alone(model, max_len, record_prope
     assert score >= 0.99
 
 
+def owner_by_full_scan(bounds: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """The rule spelled out: of the windows holding the span whole, the one where it lies furthest
+    from either edge, the earlier one on ties."""
+    holding = [(min(start - a, b - 1 - end), -j) for j, (a, b) in enumerate(bounds) if a <= start and end < b]
+    return -max(holding)[1] if holding else None
+
+
+def owner_window(bounds: list[tuple[int, int]], start: int, end: int) -> int | None:
+    """The owner as the engine decides it: the one window whose ``owned_by`` mask keeps the span."""
+    owners = [k for k, (a, b) in enumerate(bounds) if a <= start and end < b
+              and owned_by(bounds, k, np.asarray([start]), np.asarray([end]))[0]]
+    assert len(owners) <= 1
+    return owners[0] if owners else None
+
+
 def test_owner_window_is_the_most_central():
     bounds = [(0, 64), (40, 104), (80, 144)]
     assert owner_window(bounds, 45, 47) == 0  # margins: 45-0 vs 64-1-47=16 → 16; 5 in window 1 → 0
@@ -131,7 +146,7 @@ def test_owner_of_many_spans_is_found_without_scanning_every_window():
         a, b = bounds[k]
         starts = rng.integers(a, b, 500)
         ends = np.minimum(starts + rng.integers(0, 12, 500), b - 1)
-        full = owned_by(bounds, None, starts, ends)
+        full = np.asarray([owner_by_full_scan(bounds, s, e) for s, e in zip(starts.tolist(), ends.tolist())])
         assert (owned_by(bounds, k, starts, ends) == (full == k)).all()
 
 
