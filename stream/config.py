@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -35,13 +36,20 @@ from stream.errors import ConfigError
 class PipelineConfig(BaseModel):
     """One input → output flow. Batching knobs trade latency for throughput."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     input_topics: list[str] = Field(min_length=1)
     output_topic: str
     dead_letter_topic: str
-    labels: list[str] = Field(min_length=1, description="default entity types")
+    labels: list[str] = Field(default_factory=list, description="default entity types (span models; on a GLiNER2 "
+                              "model the schema {entities: labels}); give labels or schema")
+    extraction_schema: dict | None = Field(None, alias="schema", description="GLiNER2 models: gliner2's schema dict "
+                                           "(TOML table, or a path to a JSON file, relative to the TOML file); "
+                                           "outputs are extraction events (schemas/extraction-event.v1.json)")
+    include_confidence: bool = Field(True, description="schema pipelines: confidences in the extraction event")
+    include_spans: bool = Field(True, description="schema pipelines: character offsets in the extraction event")
+    overlap_policy: str | None = Field(None, description="schema pipelines: gliner2's overlap_policy")
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     label_thresholds: dict[str, float] = Field(default_factory=dict)
     flat_ner: bool = True
@@ -63,6 +71,29 @@ class PipelineConfig(BaseModel):
             raise ValueError("labels must be non-empty strings")
         return list(dict.fromkeys(v))
 
+    @field_validator("extraction_schema", mode="before")
+    @classmethod
+    def _schema(cls, v):
+        if isinstance(v, (str, Path)):
+            try:
+                v = json.loads(Path(v).read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"cannot read the schema file {v}: {exc}") from None
+        if v is not None:
+            from stream.engine.gliner2.schema import parse_schema
+            from stream.errors import InvalidInput
+            try:
+                parse_schema(v, "schema")
+            except InvalidInput as exc:
+                raise ValueError(exc.message) from None
+        return v
+
+    @field_validator("overlap_policy")
+    @classmethod
+    def _policy(cls, v):
+        from stream.engine.gliner2.overlap import normalize_policy
+        return normalize_policy(v)
+
     @field_validator("label_thresholds")
     @classmethod
     def _thresholds(cls, v: dict[str, float]) -> dict[str, float]:
@@ -70,6 +101,12 @@ class PipelineConfig(BaseModel):
             if not 0.0 <= t <= 1.0:
                 raise ValueError(f"threshold for {k!r} must be within [0, 1]")
         return v
+
+    @model_validator(mode="after")
+    def _labels_or_schema(self) -> "PipelineConfig":
+        if not self.labels and self.extraction_schema is None:
+            raise ValueError("give labels (entity types) or schema (a GLiNER2 schema)")
+        return self
 
     @model_validator(mode="after")
     def _topics(self) -> "PipelineConfig":
@@ -228,6 +265,8 @@ def load_pipelines(path: Path) -> list[PipelineConfig]:
     pipelines = []
     for i, table in enumerate(tables):
         try:
+            if isinstance(table.get("schema"), str):  # a JSON file, relative to the TOML file
+                table = {**table, "schema": str(path.parent / Path(table["schema"]).expanduser())}
             pipelines.append(PipelineConfig(**table))
         except ValidationError as exc:
             raise ConfigError(f"{path}: {_format(exc, f'pipelines[{i}].')}") from None

@@ -84,10 +84,18 @@ def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), 
 
         publisher = Publisher(settings)
         for i, cfg in enumerate(pipelines):
+            queue = queue_for(cfg.model)
+            key = "schema" if cfg.extraction_schema is not None else "labels"
             try:
-                queue_for(cfg.model).check_labels(tuple(dict.fromkeys(cfg.labels)))
+                if cfg.extraction_schema is None:
+                    queue.check_labels(tuple(dict.fromkeys(cfg.labels)))
+                elif getattr(queue.engine, "family", None) != "gliner2":
+                    raise ConfigError(f"pipelines[{i}].schema (pipeline {cfg.name!r}): a schema needs a GLiNER2 "
+                                      f"model; {queue.engine.info.name} is a {queue.engine.info.family} model")
+                else:
+                    queue.engine.check_schema(cfg.extraction_schema)
             except InvalidInput as exc:
-                raise ConfigError(f"pipelines[{i}].labels (pipeline {cfg.name!r}): {exc.message}") from None
+                raise ConfigError(f"pipelines[{i}].{key} (pipeline {cfg.name!r}): {exc.message}") from None
         streams = [StreamPipeline(cfg, queue_for(cfg.model), publisher, metrics, model_version=settings.model_version,
                                   max_unacked_events=settings.max_unacked_events,
                                   publish_timeout_s=settings.publish_timeout_s,

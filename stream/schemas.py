@@ -11,10 +11,11 @@ from jsonschema import Draft202012Validator
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 TEXT_EVENT = "text-event.v1.json"
 ENTITY_EVENT = "entity-event.v1.json"
+EXTRACTION_EVENT = "extraction-event.v1.json"
 DEAD_LETTER = "dead-letter.v1.json"
 OPENAPI = SCHEMAS_DIR / "openapi.json"
 
-__all__ = ["DEAD_LETTER", "ENTITY_EVENT", "OPENAPI", "SCHEMAS_DIR", "TEXT_EVENT", "validator"]
+__all__ = ["DEAD_LETTER", "ENTITY_EVENT", "EXTRACTION_EVENT", "OPENAPI", "SCHEMAS_DIR", "TEXT_EVENT", "validator"]
 
 
 @lru_cache(maxsize=None)

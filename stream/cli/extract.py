@@ -1,5 +1,9 @@
 """`spanstream extract`: JSONL in (file or stdin), one JSON line of entities out per input line.
 
+With a GLiNER2 model (a folder made by ``spanstream export-gliner2``) lines are
+``{"id", "text", "schema"?}`` (a line's schema overrides ``--schema``) and each output line is
+``{"id": …, "result": R}``, R in gliner2's shape (``batch_extract`` with confidence and spans).
+
 Malformed lines produce an error record (line number, reason) and processing continues; the
 exit code is 1 when any line failed.
 """
@@ -37,6 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lookahead", type=int, default=DEFAULT_LOOKAHEAD,
                    help="lines read, sorted by length and batched together before their results are written")
     p.add_argument("--input", type=Path, default=None, help="JSONL file (default: stdin)")
+    p.add_argument("--schema", type=Path, default=None,
+                   help="GLiNER2 models: a JSON file with gliner2's schema dict (Schema.to_dict()) for lines "
+                        "that carry none")
+    p.add_argument("--overlap-policy", default=None, choices=["allow", "nested", "flat", "disallow", "longest"],
+                   help="GLiNER2 models: gliner2's overlap_policy (default: its greedy one)")
     p.set_defaults(func=run)
 
 
@@ -66,7 +75,12 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 
 def run(args: argparse.Namespace) -> int:
     from stream.engine import Extractor
+    from stream.engine.gliner2.engine import is_gliner2_folder
 
+    if args.schema is not None or (args.model and is_gliner2_folder(Path(args.model))):
+        from stream.cli.extract_schema import run_schema
+
+        return run_schema(args)
     try:
         extractor = Extractor.load(args.model, variant=args.variant)
     except ModelLoadError as exc:

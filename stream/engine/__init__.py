@@ -23,6 +23,7 @@ from stream.engine.folder import (
 from stream.engine.gliner_span import GlinerSpanEngine, ModelInfo
 from stream.engine.params import DecodeParams
 from stream.engine.types import Entity, Extraction, Prepared
+from stream.errors import ModelLoadError
 
 __all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_MAX_TOKENS", "DecodeParams", "Entity", "Extraction", "Extractor",
            "ModelEngine", "ModelInfo", "Prepared", "default_model_path", "load_engine", "plan_batches"]
@@ -67,8 +68,15 @@ def load_engine(path: str | Path | None = None, variant: Variant = "auto", threa
     if isinstance(path, str) and path.startswith(HUB_PREFIX):  # optional: needs network + huggingface_hub
         repo_id = path[len(HUB_PREFIX):]
         path = download_from_hub(repo_id)
-    folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
-    engine = GlinerSpanEngine(folder, threads, graph, cache_dir)
+    from stream.engine.gliner2.engine import Gliner2Engine, is_gliner2_folder
+
+    if path is not None and is_gliner2_folder(Path(path)):
+        if variant == "int8":
+            raise ModelLoadError(f"{path}: GLiNER2 models run in fp32 only (int8 is not built yet)")
+        engine: ModelEngine = Gliner2Engine(Path(path), threads)
+    else:
+        folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
+        engine = GlinerSpanEngine(folder, threads, graph, cache_dir)
     if repo_id:  # a hub snapshot folder is named by its commit: report the repository instead
         engine.info = replace(engine.info, name=repo_id)
     return engine

@@ -16,8 +16,20 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from stream.http.requests import Limits, parse_extract_request, read_body
-from stream.http.status import NotReady, Unauthorized, error_response, json_response
+from stream.http.requests import (
+    Limits,
+    parse_body,
+    parse_extract_request,
+    parse_schema_request,
+    read_body,
+)
+from stream.http.status import (
+    NotReady,
+    RequestInvalid,
+    Unauthorized,
+    error_response,
+    json_response,
+)
 from stream.metrics import Metrics
 from stream.schemas import OPENAPI
 from stream.serving.queue import InferenceQueue
@@ -77,8 +89,10 @@ class Api:
 
     async def extract(self, request: web.Request) -> web.Response:
         self._authorize(request)
-        body = await read_body(request, self.limits)
-        texts, labels, params, single = parse_extract_request(body, self.limits)
+        req = parse_body(await read_body(request, self.limits), self.limits)
+        if "schema" in req:
+            return await self._extract_schema(req)
+        texts, labels, params, single = parse_extract_request(req, self.limits)
         self.queue.check_labels(tuple(labels))
         if self.draining:
             raise NotReady("shutting down")
@@ -94,6 +108,30 @@ class Api:
                 "labels": labels, "took_ms": round((time.perf_counter() - started) * 1000, 3),
                 "batch_size": max(1, max(o.batch_rows for o in outcomes))}
         body.update(out[0] if single else {"results": out})
+        return json_response(body)
+
+    async def _extract_schema(self, req: dict) -> web.Response:
+        """GLiNER2: one schema (entities, classifications, structures, relations) per request;
+        results in gliner2's shape."""
+        engine = self.queue.engine
+        if getattr(engine, "family", None) != "gliner2":
+            raise RequestInvalid(f"'schema' needs a GLiNER2 model; this worker serves {engine.info.family} "
+                                 "(give 'labels' instead)")
+        texts, schema, options, single = parse_schema_request(req, self.limits)
+        engine.check_schema(schema)
+        if self.draining:
+            raise NotReady("shutting down")
+        started = time.perf_counter()
+        outcomes = await self.queue.submit(texts, [schema] * len(texts), [options] * len(texts), wait=False)
+        for outcome in outcomes:
+            if outcome.error is not None:
+                raise outcome.error
+        info = engine.info
+        body = {"model": {"name": info.name, "version": self.model_version, "variant": info.variant},
+                "took_ms": round((time.perf_counter() - started) * 1000, 3),
+                "batch_size": max(1, max(o.batch_rows for o in outcomes))}
+        results = [o.extraction for o in outcomes]
+        body.update({"result": results[0]} if single else {"results": results})
         return json_response(body)
 
     async def models(self, request: web.Request) -> web.Response:

@@ -12,6 +12,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from stream.engine import DecodeParams
+from stream.engine.gliner2.decode import Options
+from stream.engine.gliner2.overlap import normalize_policy
+from stream.engine.gliner2.schema import Schema, parse_schema, schema_size
 from stream.http.status import (
     RequestInvalid,
     RequestMalformed,
@@ -52,8 +55,8 @@ async def read_body(request: web.Request, limits: Limits) -> bytes:
     return b"".join(chunks)
 
 
-def parse_extract_request(body: bytes, limits: Limits) -> tuple[list[str], list[str], DecodeParams, bool]:
-    """Validate a /v1/extract body → (texts, labels, params, single)."""
+def parse_body(body: bytes, limits: Limits) -> dict:
+    """The JSON object of a /v1/extract body."""
     if len(body) > limits.max_body_bytes:
         raise RequestTooLarge(f"body of {len(body)} bytes exceeds max_body_bytes={limits.max_body_bytes}")
     try:
@@ -62,9 +65,10 @@ def parse_extract_request(body: bytes, limits: Limits) -> tuple[list[str], list[
         raise RequestMalformed(f"body is not valid JSON: {exc}") from None
     if not isinstance(req, dict):
         raise RequestInvalid("body must be a JSON object")
-    unknown = set(req) - {"text", "texts", "labels", "threshold", "flat_ner", "multi_label", "label_thresholds"}
-    if unknown:
-        raise RequestInvalid(f"unknown fields: {sorted(unknown)}")
+    return req
+
+
+def _texts(req: dict, limits: Limits) -> tuple[list[str], bool]:
     if ("text" in req) == ("texts" in req):
         raise RequestInvalid("give exactly one of 'text' or 'texts'")
     single = "text" in req
@@ -78,14 +82,53 @@ def parse_extract_request(body: bytes, limits: Limits) -> tuple[list[str], list[
     for i, t in enumerate(texts):
         if len(t) > limits.max_chars:
             raise RequestTooLarge(f"text {i} has {len(t)} characters, over max_chars={limits.max_chars}")
+    return texts, single
+
+
+def _threshold(req: dict) -> float:
+    threshold = req.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise RequestInvalid("'threshold' must be a number within [0, 1]")
+    return float(threshold)
+
+
+def parse_schema_request(req: dict, limits: Limits) -> tuple[list[str], Schema, Options, bool]:
+    """A GLiNER2 request → (texts, schema, options, single); the schema in gliner2's dict form."""
+    unknown = set(req) - {"text", "texts", "schema", "threshold", "include_confidence", "include_spans",
+                          "overlap_policy"}
+    if unknown:
+        raise RequestInvalid(f"unknown fields: {sorted(unknown)}")
+    texts, single = _texts(req, limits)
+    schema = parse_schema(req["schema"])  # InvalidInput (422, reason invalid_schema) names the key
+    asked = schema_size(schema)
+    if asked > limits.max_labels:
+        raise RequestTooLarge(f"the schema asks for {asked} entity types, fields, relations and classes, "
+                              f"over max_labels={limits.max_labels}")
+    flags = {}
+    for name in ("include_confidence", "include_spans"):
+        flags[name] = req.get(name, False)
+        if not isinstance(flags[name], bool):
+            raise RequestInvalid(f"'{name}' must be a boolean")
+    try:
+        policy = normalize_policy(req.get("overlap_policy"))
+    except ValueError as exc:
+        raise RequestInvalid(str(exc)) from None
+    return texts, schema, Options(_threshold(req), flags["include_confidence"], flags["include_spans"], policy), single
+
+
+def parse_extract_request(body: bytes | dict, limits: Limits) -> tuple[list[str], list[str], DecodeParams, bool]:
+    """Validate a /v1/extract labels request → (texts, labels, params, single)."""
+    req = body if isinstance(body, dict) else parse_body(body, limits)
+    unknown = set(req) - {"text", "texts", "labels", "threshold", "flat_ner", "multi_label", "label_thresholds"}
+    if unknown:
+        raise RequestInvalid(f"unknown fields: {sorted(unknown)}")
+    texts, single = _texts(req, limits)
     labels = req.get("labels")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
         raise RequestInvalid("'labels' must be a non-empty list of non-empty strings")
     if len(labels) > limits.max_labels:
         raise RequestTooLarge(f"{len(labels)} labels exceed max_labels={limits.max_labels}")
-    threshold = req.get("threshold", 0.5)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-        raise RequestInvalid("'threshold' must be a number within [0, 1]")
+    threshold = _threshold(req)
     flags = {}
     for name, default in (("flat_ner", True), ("multi_label", False)):
         value = req.get(name, default)

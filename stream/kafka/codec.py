@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from stream.engine import Entity, Extraction, ModelInfo
+from stream.engine.gliner2.schema import Schema, parse_schema, schema_size
 from stream.errors import InvalidInput
 from stream.kafka.records import MISSING, DeadLetter, RecordRef, TextItem, now_ms
 from stream.schemas import TEXT_EVENT, validator
@@ -16,8 +17,11 @@ from stream.schemas import TEXT_EVENT, validator
 
 def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str, ...], default_threshold: float,
                  allow_label_override: bool, max_labels: int, max_text_chars: int,
-                 max_record_bytes: int) -> TextItem:
-    """Parse and validate one record value; raise InvalidInput(reason, message)."""
+                 max_record_bytes: int, default_schema: Schema | None = None) -> TextItem:
+    """Parse and validate one record value; raise InvalidInput(reason, message).
+
+    Schema pipelines (``default_schema``) read an event's ``schema`` (gliner2's dict) as an
+    override when overrides are allowed; a bad one is ``invalid_schema``."""
     value = ref.value
     if value is None:
         raise InvalidInput("null_value", "record has no value (tombstone)")
@@ -28,6 +32,7 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
     except UnicodeDecodeError as exc:
         raise InvalidInput("invalid_utf8", str(exc)) from None
     labels, threshold, ident, metadata = default_labels, default_threshold, ref.default_id, MISSING
+    schema = default_schema
     if input_format == "text":
         text = raw_text
     else:
@@ -45,6 +50,10 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
             if not allow_label_override:
                 raise InvalidInput("labels_not_allowed", "this pipeline does not accept per-event labels")
             labels = tuple(dict.fromkeys(obj["labels"]))
+        if default_schema is not None and "schema" in obj:
+            if not allow_label_override:
+                raise InvalidInput("schema_not_allowed", "this pipeline does not accept per-event schemas")
+            schema = parse_schema(obj["schema"], "schema")
         threshold = float(obj.get("threshold", threshold))
         ident = obj.get("id", ident)
         metadata = obj.get("metadata", MISSING)
@@ -52,9 +61,10 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
         raise InvalidInput("empty_text", "text is empty or whitespace only")
     if len(text) > max_text_chars:
         raise InvalidInput("text_too_long", f"{len(text)} characters > max_text_chars={max_text_chars}")
-    if len(labels) > max_labels:
-        raise InvalidInput("too_many_labels", f"{len(labels)} labels > max_labels={max_labels}")
-    return TextItem(ref, ident, text, labels, threshold, metadata)
+    asked = len(labels) if schema is None else schema_size(schema)
+    if asked > max_labels:
+        raise InvalidInput("too_many_labels", f"{asked} labels > max_labels={max_labels}")
+    return TextItem(ref, ident, text, labels, threshold, metadata, schema)
 
 
 def encode_entity_event(item: TextItem, result: Extraction, model: ModelInfo, model_version: str,
@@ -68,6 +78,25 @@ def encode_entity_event(item: TextItem, result: Extraction, model: ModelInfo, mo
         "labels": list(item.labels),
         "entities": [_entity(e) for e in result.entities],
         "windowed": result.windowed,
+        "processing": {"received_at": ref.received_at, "processed_at": now_ms(),
+                       "inference_ms": round(inference_ms, 3), "batch_size": batch_size},
+    }
+    if item.metadata is not MISSING:
+        event["metadata"] = item.metadata
+    return orjson.dumps(event)
+
+
+def encode_extraction_event(item: TextItem, result: dict, model: Any, model_version: str,
+                            inference_ms: float, batch_size: int) -> bytes:
+    """``extraction-event.v1``: a GLiNER2 result (entities, classifications, structures,
+    relations in gliner2's shape) for one text event."""
+    ref = item.ref
+    event: dict[str, Any] = {
+        "schema_version": 1,
+        "id": item.id,
+        "source": {"topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "timestamp": ref.timestamp},
+        "model": {"name": model.name, "version": model_version, "variant": model.variant},
+        "result": result,
         "processing": {"received_at": ref.received_at, "processed_at": now_ms(),
                        "inference_ms": round(inference_ms, 3), "batch_size": batch_size},
     }

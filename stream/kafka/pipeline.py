@@ -29,8 +29,15 @@ from typing import Any
 
 from stream.config import PipelineConfig
 from stream.engine import DecodeParams, ModelInfo
+from stream.engine.gliner2.decode import Options
+from stream.engine.gliner2.schema import Schema, parse_schema
 from stream.errors import InvalidInput, PublishError
-from stream.kafka.codec import decode_input, encode_dead_letter, encode_entity_event
+from stream.kafka.codec import (
+    decode_input,
+    encode_dead_letter,
+    encode_entity_event,
+    encode_extraction_event,
+)
 from stream.kafka.policy import Action, decide
 from stream.kafka.publisher import OutRecord, Publisher
 from stream.kafka.records import DeadLetter, RecordRef, TextItem, now_ms
@@ -77,7 +84,8 @@ class StreamPipeline:
         self.max_unacked_events = max_unacked_events
         self.publish_timeout_s = publish_timeout_s
         self.drain_timeout_s = drain_timeout_s
-        self._params_by_threshold: dict[float, DecodeParams] = {}
+        self._params_by_threshold: dict[float, DecodeParams | Options] = {}
+        self.schema: Schema | None = parse_schema(cfg.extraction_schema) if cfg.extraction_schema else None
         self._unacked = 0
         self._room: asyncio.Condition | None = None
         self._to_publish: asyncio.Queue[_Batch] | None = None
@@ -88,11 +96,13 @@ class StreamPipeline:
     def info(self) -> ModelInfo:
         return self.queue.engine.info
 
-    def _params(self, threshold: float) -> DecodeParams:
-        """One validated DecodeParams per distinct threshold, not one per event."""
+    def _params(self, threshold: float) -> DecodeParams | Options:
+        """One validated DecodeParams (labels) or Options (schema) per distinct threshold, not one per event."""
         params = self._params_by_threshold.get(threshold)
         if params is None:
-            params = DecodeParams(threshold, self.cfg.flat_ner, self.cfg.multi_label, self.cfg.label_thresholds)
+            c = self.cfg
+            params = Options(threshold, c.include_confidence, c.include_spans, c.overlap_policy) if self.schema \
+                else DecodeParams(threshold, c.flat_ner, c.multi_label, c.label_thresholds)
             self._params_by_threshold[threshold] = params
         return params
 
@@ -102,8 +112,11 @@ class StreamPipeline:
             item = decode_input(ref, input_format=c.input_format, default_labels=tuple(c.labels),
                                 default_threshold=c.threshold, allow_label_override=c.allow_label_override,
                                 max_labels=c.max_labels, max_text_chars=c.max_text_chars,
-                                max_record_bytes=c.max_record_bytes)
-            self.queue.check_labels(item.labels)
+                                max_record_bytes=c.max_record_bytes, default_schema=self.schema)
+            if item.schema is not None:
+                self.queue.engine.check_schema(item.schema)
+            else:
+                self.queue.check_labels(item.labels)
             return item
         except InvalidInput as exc:
             return DeadLetter(ref, decide(exc).reason, exc.message)
@@ -128,7 +141,8 @@ class StreamPipeline:
             self.metrics.events_consumed.labels(self.cfg.name, ref.topic).inc()
         decoded = [self.decode(ref) for ref in refs]
         items = [d for d in decoded if isinstance(d, TextItem)]
-        outcomes = await self.queue.admit([i.text for i in items], [i.labels for i in items],
+        outcomes = await self.queue.admit([i.text for i in items],
+                                          [i.labels if i.schema is None else i.schema for i in items],
                                           [self._params(i.threshold) for i in items])
         self._to_publish.put_nowait(_Batch(events, refs, decoded, outcomes, ack))
 
@@ -160,11 +174,12 @@ class StreamPipeline:
                 if isinstance(d, DeadLetter):
                     batch.dead.append(d)
                     batch.records.append(self._dead_letter_record(d))
-                else:
-                    value = encode_entity_event(d, outcome.extraction, self.info, self.model_version,
-                                                outcome.inference_seconds * 1000, max(1, outcome.batch_rows))
-                    batch.records.append(OutRecord(self.cfg.output_topic, value, d.ref.key, d.ref.headers,
-                                                   d.ref.partition))
+                    continue
+                encode = encode_entity_event if d.schema is None else encode_extraction_event
+                value = encode(d, outcome.extraction, self.info, self.model_version,
+                               outcome.inference_seconds * 1000, max(1, outcome.batch_rows))
+                batch.records.append(OutRecord(self.cfg.output_topic, value, d.ref.key, d.ref.headers,
+                                               d.ref.partition))
             batch.deliveries = await self.publisher.send(batch.records)
             self._to_ack.put_nowait(batch)
 

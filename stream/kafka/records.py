@@ -36,6 +36,8 @@ class TextItem(NamedTuple):
     threshold: float
     metadata: Any
     "The input's metadata, or ``MISSING`` when it had none."
+    schema: Any = None
+    "Schema pipelines: the event's GLiNER2 schema (``engine.gliner2.schema.Schema``); None otherwise."
 
 
 class DeadLetter(NamedTuple):

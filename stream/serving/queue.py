@@ -139,7 +139,7 @@ class InferenceQueue:
         log (once per label set) one that has more labels than the model was trained with."""
         self.engine.check_labels(labels)
         max_types = self.engine.info.max_types
-        if len(labels) > max_types:
+        if max_types is not None and len(labels) > max_types:
             self.metrics.labels_over_max_types.inc()
             if labels not in self._warned_label_sets and len(self._warned_label_sets) < 1024:
                 self._warned_label_sets.add(labels)
@@ -187,7 +187,7 @@ class InferenceQueue:
         self._live.add(request)
         future.add_done_callback(lambda _: self._live.discard(request))
         for p, prm in zip(prepared, params):
-            text = _Text(p if isinstance(p, Prepared) else None, prm, request)
+            text = _Text(None if isinstance(p, SpanstreamError) else p, prm, request)
             if isinstance(p, SpanstreamError):
                 text.error = p
             else:

@@ -1,0 +1,118 @@
+"""`spanstream extract` on a GLiNER2 model: one schema (or one per line) per text, results in
+gliner2's shape. Never imports torch, gliner or gliner2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from stream.errors import InvalidInput, ModelLoadError
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from stream.engine.gliner2.engine import Gliner2Engine, is_gliner2_folder
+
+    if not args.model or not is_gliner2_folder(Path(args.model)):
+        print(f"spanstream extract: --schema needs a GLiNER2 model folder (made by `spanstream export-gliner2`); "
+              f"{args.model or 'the embedded model'} is not one", file=sys.stderr)
+        return 2
+    default = None
+    if args.schema is not None:
+        try:
+            default = orjson.loads(Path(args.schema).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            print(f"spanstream extract: --schema {args.schema}: {exc}", file=sys.stderr)
+            return 2
+    try:
+        engine = Gliner2Engine(Path(args.model))
+        if default is not None:
+            engine.check_schema(default)
+    except ModelLoadError as exc:
+        print(f"spanstream extract: {exc}", file=sys.stderr)
+        return 2
+    except InvalidInput as exc:
+        print(f"spanstream extract: --schema {args.schema}: {exc.message}", file=sys.stderr)
+        return 2
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer
+    with source:
+        failed = extract_schema_stream(engine, default, source, sys.stdout.buffer, args)
+    return 1 if failed else 0
+
+
+def parse_schema_line(raw: bytes, default: dict | None) -> tuple[object, str, object]:
+    """(id, text, schema) or ValueError with the reason."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError("(root): a line must be a JSON object")
+    if extra := sorted(set(obj) - {"id", "text", "schema"}):
+        raise ValueError(f"(root): unknown key(s) {extra}; a line has id, text and schema")
+    if not isinstance(obj.get("text"), str):
+        raise ValueError("text: a string is required")
+    schema = obj.get("schema", default)
+    if schema is None:
+        raise ValueError("no schema: give 'schema' in the line or --schema")
+    return obj.get("id"), obj["text"], schema
+
+
+def extract_schema_stream(engine, default: dict | None, source: IO[bytes], out: IO[bytes],
+                          args: argparse.Namespace) -> int:
+    from stream.cli.extract import _lines
+
+    failed = 0
+    pending: list = []
+    for number, raw in _lines(source):
+        try:
+            ident, text, schema = parse_schema_line(raw, default)
+            pending.append((number, ident, text, engine.check_schema(schema)))
+        except ValueError as exc:
+            failed += 1
+            pending.append({"line": number, "error": str(exc)})
+        except InvalidInput as exc:
+            failed += 1
+            pending.append({"line": number, "error": exc.message, "reason": exc.reason})
+        if len(pending) >= args.lookahead:
+            failed += _flush(engine, pending, args, out)
+            pending = []
+    if pending:
+        failed += _flush(engine, pending, args, out)
+    out.flush()
+    return failed
+
+
+def _flush(engine, pending, args, out) -> int:
+    good = [p for p in pending if not isinstance(p, dict)]
+
+    def extract(items):
+        return engine.extract([p[2] for p in items], [p[3] for p in items], threshold=args.threshold,
+                              include_confidence=True, include_spans=True, overlap_policy=args.overlap_policy,
+                              batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens)
+    try:
+        results = iter(extract(good))
+    except Exception:
+        alone = []
+        for p in good:
+            try:
+                alone.extend(extract([p]))
+            except Exception as exc:
+                alone.append(InvalidInput("engine_error", f"{type(exc).__name__}: {exc}"))
+        results = iter(alone)
+    failed = 0
+    for item in pending:
+        if isinstance(item, dict):
+            out.write(orjson.dumps(item) + b"\n")
+            continue
+        number, ident = item[0], item[1]
+        result = next(results)
+        if isinstance(result, InvalidInput):
+            failed += 1
+            out.write(orjson.dumps({"line": number, "error": result.message}) + b"\n")
+            continue
+        out.write(orjson.dumps({"id": ident if ident is not None else number, "result": result}) + b"\n")
+    return failed

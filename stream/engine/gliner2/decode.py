@@ -1,0 +1,222 @@
+"""Scores → gliner2's result shapes. Pure functions; no model, no I/O.
+
+The result of one text is gliner2's ``batch_extract`` output: ``entities`` ({type: [...]} or a
+single value for ``dtype='str'``), one key per structure (a list of instances), one key per
+classification task, and ``relation_extraction`` ({relation: [(head, tail)]}). With
+``include_confidence`` / ``include_spans`` each value becomes ``{"text", "confidence", "start",
+"end"}`` as gliner2 shapes it (choice fields and classes have no offsets).
+
+Deliberate differences from gliner2 2.1.0 (each named in the parity suite):
+- a described relation is keyed by its name (gliner2 keys it ``"name: description"``, puts an
+  empty one at the top level too, and then ignores its threshold);
+- a structure whose count head predicts 0 instances is ``[]`` (gliner2: ``{}``);
+- spans never include the period gliner2 appends to a text (see ``prompt``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from stream.engine.gliner2.overlap import RawSpan, first, resolve
+from stream.engine.gliner2.prompt import Encoded, Prompt, Task
+from stream.engine.gliner2.schema import (
+    Classification,
+    EntityType,
+    RelationType,
+    Structure,
+)
+
+
+class Options(NamedTuple):
+    threshold: float = 0.5
+    include_confidence: bool = False
+    include_spans: bool = False
+    overlap_policy: str | None = None
+    "Canonical policy (``overlap.normalize_policy``); None is gliner2's greedy default."
+
+
+class TaskScores(NamedTuple):
+    """One task's model output for one text."""
+
+    count: int
+    "Instances the count head predicted (span tasks)."
+    probs: np.ndarray | None
+    "Span tasks: [count, fields, words, width] probabilities over every word (prefix, text,"
+    " synthetic period); classification: [labels]."
+
+
+def find_spans(scores: np.ndarray, threshold: float, enc: Encoded, text: str) -> list[RawSpan]:
+    """Spans over the caller's words scoring at least ``threshold``, in (start, width) order.
+    ``scores`` is [text words (+ synthetic period), width]."""
+    n = enc.n_text
+    starts, ends = enc.words.starts, enc.words.ends
+    out = []
+    for s, w in zip(*np.nonzero(scores >= threshold)):
+        e = s + w + 1
+        if e > n:
+            continue
+        cs, ce = starts[s], ends[e - 1]
+        if text[cs:ce].strip():
+            out.append(RawSpan(text[cs:ce].strip(), float(scores[s, w]), cs, ce))
+    return out
+
+
+def _span_value(span: RawSpan, opts: Options) -> Any:
+    if opts.include_spans and opts.include_confidence:
+        return {"text": span.text, "confidence": span.confidence, "start": span.start, "end": span.end}
+    if opts.include_spans:
+        return {"text": span.text, "start": span.start, "end": span.end}
+    if opts.include_confidence:
+        return {"text": span.text, "confidence": span.confidence}
+    return span.text
+
+
+def _dedupe(values: list[Any]) -> list[Any]:
+    """gliner2's ``format_entity_dict``/``format_struct`` list de-duplication: by lower-cased text
+    and offsets when present (so without ``include_spans`` equal texts collapse)."""
+    out, seen = [], set()
+    for v in values:
+        if isinstance(v, dict):
+            text = v.get("text", "")
+            key = (text.lower(), v.get("start"), v.get("end")) if "start" in v and "end" in v else (text.lower(), None, None)
+        else:
+            text, key = v, v.lower()
+        if text and key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
+def _spans_value(spans: list[RawSpan], dtype: str, opts: Options, empty: Any) -> Any:
+    if dtype == "list":
+        return _dedupe([_span_value(s, opts) for s in spans])
+    return _span_value(spans[0], opts) if spans else empty
+
+
+def _text_scores(probs: np.ndarray, enc: Encoded) -> np.ndarray:
+    return probs[..., enc.n_prefix:, :]
+
+
+def decode_entities(entities: Sequence[EntityType], scores: TaskScores, enc: Encoded, text: str,
+                    opts: Options) -> dict:
+    if scores.count <= 0:
+        return {}
+    probs = _text_scores(scores.probs[0], enc)
+    out = {}
+    for i, e in enumerate(entities):
+        threshold = opts.threshold if e.threshold is None else e.threshold
+        spans = resolve(find_spans(probs[i], threshold, enc, text), opts.overlap_policy)
+        if e.dtype != "list":
+            spans = spans[:1]
+        value = _spans_value(spans, e.dtype, opts, None)
+        out[e.name] = value if value != "" else None
+    return out
+
+
+def decode_relation(rel: RelationType, scores: TaskScores, enc: Encoded, text: str, opts: Options) -> list:
+    threshold = opts.threshold if rel.threshold is None else rel.threshold
+    out = []
+    for inst in range(scores.count):
+        probs = _text_scores(scores.probs[inst], enc)
+        h, t = (first(find_spans(probs[f], threshold, enc, text), opts.overlap_policy) for f in (0, 1))
+        if h and t:
+            if not (opts.include_spans or opts.include_confidence):
+                out.append((h.text, t.text))
+            else:
+                keys = (("text",) + (("confidence",) if opts.include_confidence else ())
+                        + (("start", "end") if opts.include_spans else ()))
+                out.append({"head": {k: getattr(h, k) for k in keys}, "tail": {k: getattr(t, k) for k in keys}})
+    return out
+
+
+def _choice(choice: str, prefix: tuple[str, ...]) -> int:
+    """The first prefix word equal to the choice (gliner2 looks it up this way, so a choice
+    repeated in two fields scores at its first occurrence)."""
+    lowered = choice.lower()
+    for i, tok in enumerate(prefix):
+        if tok.lower() == lowered:
+            return i
+    return -1
+
+
+def decode_structure(struct: Structure, scores: TaskScores, prompt: Prompt, enc: Encoded, text: str,
+                     opts: Options) -> list[dict]:
+    instances = []
+    for inst in range(scores.count):
+        probs = scores.probs[inst]
+        text_probs = _text_scores(probs, enc)
+        instance: dict[str, Any] = {}
+        for f_idx, field in enumerate(struct.fields):
+            threshold = opts.threshold if field.threshold is None else field.threshold
+            if field.choices:
+                chosen = []
+                for c in dict.fromkeys(field.choices):
+                    i = _choice(c, prompt.prefix)
+                    if i >= 0:
+                        chosen.append((c, float(probs[f_idx, i, 0])))
+                if field.dtype == "list":
+                    value: Any = _dedupe([{"text": c, "confidence": p} if opts.include_confidence else c
+                                          for c, p in chosen if p >= threshold])
+                else:
+                    best, best_p = None, -1.0
+                    for c, p in chosen:
+                        if p > best_p:
+                            best, best_p = c, p
+                    value = None
+                    if best and best_p >= threshold:
+                        value = {"text": best, "confidence": best_p} if opts.include_confidence else best
+            else:
+                spans = resolve(find_spans(text_probs[f_idx], threshold, enc, text), opts.overlap_policy)
+                value = _spans_value(spans, field.dtype, opts, None)
+            instance[field.name] = value
+        if any(v is not None and v != [] for v in instance.values()):
+            instances.append(instance)
+    return instances
+
+
+def decode_classification(cls: Classification, probs: np.ndarray, opts: Options) -> Any:
+    labels = cls.labels
+    if not cls.multi_label:
+        best = int(np.argmax(probs))
+        return {"label": labels[best], "confidence": float(probs[best])} if opts.include_confidence else labels[best]
+    chosen = [(labels[j], float(probs[j])) for j in range(len(labels)) if probs[j] >= cls.cls_threshold]
+    if not chosen:  # gliner2: the best label when none passes
+        best = int(np.argmax(probs))
+        chosen = [(labels[best], float(probs[best]))]
+    if cls.top_k is not None:
+        chosen = sorted(chosen, key=lambda pair: pair[1], reverse=True)[:cls.top_k]
+    if opts.include_confidence:
+        return [{"label": label, "confidence": p} for label, p in chosen]
+    return [label for label, _ in chosen]
+
+
+def class_probabilities(cls: Classification, logits: np.ndarray) -> np.ndarray:
+    act = cls.class_act
+    if act == "auto":
+        act = "sigmoid" if cls.multi_label else "softmax"
+    if act == "sigmoid":
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    e = np.exp(logits - logits.max())
+    return (e / e.sum()).astype(np.float32)
+
+
+def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores], opts: Options) -> dict:
+    """One text's result in gliner2's shape, keys in gliner2's order."""
+    result: dict[str, Any] = {}
+    relations: dict[str, list] = {}
+    task: Task
+    for task, s in zip(prompt.tasks, scores):
+        if task.kind == "structure":
+            result[task.name] = decode_structure(task.spec, s, prompt, enc, text, opts)
+        elif task.kind == "entities":
+            result["entities"] = decode_entities(task.spec, s, enc, text, opts)
+        elif task.kind == "relation":
+            relations[task.name] = decode_relation(task.spec, s, enc, text, opts)
+        else:
+            result[task.name] = decode_classification(task.spec, s.probs, opts)
+    if relations:
+        result["relation_extraction"] = relations
+    return result

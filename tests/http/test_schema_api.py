@@ -1,0 +1,103 @@
+"""/v1/extract with a GLiNER2 schema, over real HTTP on the tiny GLiNER2 checkpoint: gliner2's
+result shapes (the engine's, checked against gliner2 by the parity suite), the same limits and
+error table, and labels requests still answered on a GLiNER2 model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft7Validator, RefResolver
+
+from stream.engine.gliner2.engine import Gliner2Engine
+from tests.engine.test_gliner2_parity import compare
+from tests.serve_harness import TINY_MODEL, ServeProc, request
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "tests" / "fixtures" / "tiny-gliner2" / "bert" / "spanstream"
+OPENAPI = json.loads((ROOT / "schemas" / "openapi.json").read_text())
+SCHEMA = {"entities": {"person": "a human", "organization": ""},
+          "structures": {"product": {"fields": [{"name": "name", "dtype": "str"}, "price::str",
+                                                {"name": "kind", "choices": ["phone", "laptop"], "dtype": "str"}]}},
+          "classifications": [{"task": "sentiment", "labels": ["positive", "negative"]}],
+          "relations": ["works_for"]}
+TEXTS = ["Sarah Chen, CEO of Nimbus Labs, announced the Orion phone for $999.", "Ann works for Acme in Rome."]
+
+
+def _validate(name: str, instance) -> None:
+    schema = {"$ref": f"#/components/schemas/{name}", **{"components": OPENAPI["components"]}}
+    Draft7Validator(schema, resolver=RefResolver.from_schema(schema)).validate(instance)
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc = ServeProc(model=MODEL).start()
+    yield proc
+    assert proc.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Gliner2Engine(MODEL, threads=1)
+
+
+def post(server, body):
+    status, headers, data = request(server.url + "/v1/extract", body=body)
+    return status, headers, json.loads(data)
+
+
+def test_schema_request_returns_gliner2_results(server, engine):
+    _validate("ExtractRequest", {"texts": TEXTS, "schema": SCHEMA})
+    status, _, body = post(server, {"texts": TEXTS, "schema": SCHEMA, "include_confidence": True,
+                                    "include_spans": True, "threshold": 0.4})
+    assert status == 200, body
+    _validate("SchemaExtractResponse", body)
+    want = json.loads(json.dumps(engine.extract(TEXTS, SCHEMA, threshold=0.4, include_confidence=True,
+                                                include_spans=True)))
+    assert compare(body["results"], want, deltas=[]) is None
+    assert set(body["results"][0]) == {"entities", "product", "sentiment", "relation_extraction"}
+    for text, result in zip(TEXTS, body["results"]):
+        for spans in result["entities"].values():
+            assert all(text[s["start"]:s["end"]] == s["text"] for s in spans)
+
+
+def test_single_text_and_overlap_policy(server, engine):
+    status, _, body = post(server, {"text": TEXTS[1], "schema": {"entities": ["person", "city"]},
+                                    "overlap_policy": "flat"})
+    assert status == 200, body
+    assert body["result"] == engine.extract([TEXTS[1]], {"entities": ["person", "city"]}, overlap_policy="flat")[0]
+
+
+def test_labels_request_on_a_gliner2_model_gives_entities(server):
+    status, _, body = post(server, {"text": TEXTS[1], "labels": ["person", "organization"], "threshold": 0.3,
+                                    "label_thresholds": {"organization": 0.99}})
+    assert status == 200, body
+    _validate("ExtractResponse", body)
+    assert body["entities"] and all(TEXTS[1][e["start"]:e["end"]] == e["text"] for e in body["entities"])
+    assert all(e["score"] >= 0.99 for e in body["entities"] if e["label"] == "organization")
+
+
+@pytest.mark.parametrize("body, status, needle", [
+    ({"text": "x", "schema": {"entities": []}}, 422, "schema.entities: cannot be empty"),
+    ({"text": "x", "schema": {"entities": ["a"], "sentiment": 1}}, 422, "unknown key"),
+    ({"text": "x", "schema": {"classifications": [{"task": "t", "labels": ["a"]}]}}, 422, "at least 2 labels"),
+    ({"text": "x", "schema": {"entities": ["a"]}, "overlap_policy": "sometimes"}, 422, "overlap_policy"),
+    ({"text": "x", "schema": {"entities": ["a"]}, "include_spans": "yes"}, 422, "include_spans"),
+    ({"text": "x", "schema": {"entities": ["a"]}, "flat_ner": True}, 422, "unknown fields"),
+    ({"text": "x", "schema": {"entities": [f"type {i}" for i in range(51)]}}, 413, "max_labels"),
+    ({"text": "x", "schema": {"entities": {"a": "word " * 400}}}, 422, "schema_too_long"),
+])
+def test_bad_schema_requests(server, body, status, needle):
+    got, _, data = post(server, body)
+    assert got == status, data
+    assert needle in json.dumps(data)
+
+
+def test_schema_on_a_span_model_is_422():
+    proc = ServeProc(model=TINY_MODEL).start()
+    try:
+        status, _, body = post(proc, {"text": "Ann.", "schema": {"entities": ["person"]}})
+        assert status == 422 and "needs a GLiNER2 model" in body["error"]["message"]
+    finally:
+        assert proc.stop() == 0
