@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                               "(needs the `export` extra: torch + gliner2)")
     p.add_argument("src", type=Path, help="a folder written by gliner2's save_pretrained")
     p.add_argument("dst", type=Path, help="the folder to write (replaced if it exists)")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (int8 needs >= 18)")
     p.set_defaults(func=run)
 
 

@@ -23,7 +23,6 @@ from stream.engine.folder import (
 from stream.engine.gliner_span import GlinerSpanEngine, ModelInfo
 from stream.engine.params import DecodeParams
 from stream.engine.types import Entity, Extraction, Prepared
-from stream.errors import ModelLoadError
 
 __all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_MAX_TOKENS", "DecodeParams", "Entity", "Extraction", "Extractor",
            "ModelEngine", "ModelInfo", "Prepared", "default_model_path", "load_engine", "plan_batches"]
@@ -71,9 +70,7 @@ def load_engine(path: str | Path | None = None, variant: Variant = "auto", threa
     from stream.engine.gliner2.engine import Gliner2Engine, is_gliner2_folder
 
     if path is not None and is_gliner2_folder(Path(path)):
-        if variant == "int8":
-            raise ModelLoadError(f"{path}: GLiNER2 models run in fp32 only (int8 is not built yet)")
-        engine: ModelEngine = Gliner2Engine(Path(path), threads)
+        engine: ModelEngine = Gliner2Engine(Path(path), threads, variant=variant, cache_dir=cache_dir)
     else:
         folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
         engine = GlinerSpanEngine(folder, threads, graph, cache_dir)

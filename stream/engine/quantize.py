@@ -184,6 +184,21 @@ def int8_graph_path(fp32: Path, cache_root: str | Path | None = None) -> Path:
     return out
 
 
+def per_token_int8_path(fp32: Path, cache_root: str | Path | None = None) -> Path:
+    """``int8_graph_path`` with per-token activation scales (``per_token_activations``), cached:
+    an int8 graph whose rows score the same whatever they are batched with (GLiNER2's encoder)."""
+    import onnx
+
+    from stream.engine.graphcache import cache_dir, digest, save_atomically
+
+    out = cache_dir(cache_root) / f"{fp32.stem}-{digest(fp32, INT8_VERSION)}-int8-per-token.onnx"
+    if not out.exists():
+        model = onnx.load(str(int8_graph_path(fp32, cache_root)))
+        per_token_activations(model)
+        save_atomically(model, out)
+    return out
+
+
 def dequantized(model) -> int:
     """The same graph with int8 arithmetic undone (in place): every ``MatMulInteger`` becomes a
     float ``MatMul`` on ``w - zero_point`` and activations stay float; the exported ``w_scale``

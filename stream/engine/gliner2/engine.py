@@ -86,7 +86,10 @@ class Gliner2Engine:
     family = "gliner2"
 
     def __init__(self, folder: Path, threads: int | None = None, chunk_size: int = CHUNK_SIZE,
-                 chunk_overlap: int = CHUNK_OVERLAP):
+                 chunk_overlap: int = CHUNK_OVERLAP, variant: str = "fp32", cache_dir: str | Path | None = None):
+        """``variant='int8'`` derives an int8 encoder (per-channel int8 weights, per-token
+        activation scales, so a text scores the same in any batch) at load, cached; the heads
+        stay float."""
         folder = Path(folder)
         if not 0 <= chunk_overlap < chunk_size:
             raise ValueError("chunk_overlap must be in [0, chunk_size)")
@@ -104,14 +107,22 @@ class Gliner2Engine:
         self.max_width = int(raw["max_width"])
         self.max_tokens = int(raw.get("max_tokens", 512))
         self.heads = Heads.load(folder / HEADS_NAME, raw["counting_layer"], self.max_width)
-        self.session = OnnxSession(folder / ENCODER_NAME, ("input_ids", "attention_mask"), ("hidden_states",),
-                                   threads)
+        if variant not in ("fp32", "int8", "auto"):
+            raise ModelLoadError(f"unknown variant {variant!r}: use auto, fp32 or int8")
+        variant = "fp32" if variant == "auto" else variant
+        encoder = folder / ENCODER_NAME
+        if variant == "int8":
+            from stream.engine.quantize import per_token_int8_path
+
+            encoder = per_token_int8_path(encoder, cache_dir)
+        self.session = OnnxSession(encoder, ("input_ids", "attention_mask"), ("hidden_states",), threads)
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.prompts = PromptEncoder(self.tokenizer)
         self._prompt_cache: dict[Schema, Prompt] = {}
         self.info = Gliner2Info(name=str(raw.get("name") or folder.name), path=str(folder), family=self.family,
                                 max_width=self.max_width, max_tokens=self.max_tokens,
-                                counting_layer=raw["counting_layer"], threads=self.session.threads)
+                                counting_layer=raw["counting_layer"], threads=self.session.threads,
+                                variant=variant)
 
     # --- prepare --------------------------------------------------------------------------
     def prompt(self, schema: Schema | dict) -> Prompt:
@@ -187,10 +198,15 @@ class Gliner2Engine:
                 by_row: dict[int, list[tuple[int, int, np.ndarray]]] = {}
                 for (i, t, k), q in zip(live, queries):
                     by_row.setdefault(i, []).append((t, k, q))
-                for i, tasks in by_row.items():
-                    words = hidden[i, rows[i].enc.word_first]
+                order = list(by_row)
+                words = [hidden[i, rows[i].enc.word_first] for i in order]
+                starts, ends = self.heads.word_parts(np.concatenate(words))  # every row's words at once
+                bounds = np.cumsum([0] + [len(w) for w in words])
+                for n, i in enumerate(order):
+                    tasks = by_row[i]
+                    part = (starts[bounds[n]:bounds[n + 1]], ends[bounds[n]:bounds[n + 1]])
                     flat = np.concatenate([q.reshape(-1, q.shape[-1]) for _, _, q in tasks])
-                    probs = _sigmoid(self.heads.span_logits(words, flat))
+                    probs = _sigmoid(self.heads.span_logits(words[n], flat, part))
                     at = 0
                     for t, k, q in tasks:
                         c, m = q.shape[0], q.shape[1]
@@ -232,8 +248,9 @@ class Gliner2Engine:
     def extract(self, texts: Sequence[str], schema: Schema | dict | Sequence[Schema | dict],
                 threshold: float = 0.5, include_confidence: bool = False, include_spans: bool = False,
                 overlap_policy: str | None = None, batch_size: int = DEFAULT_MAX_ROWS,
-                max_batch_tokens: int | None = DEFAULT_MAX_TOKENS) -> list[dict]:
-        """gliner2's ``batch_extract``: one result per text, in gliner2's shape."""
+                max_batch_tokens: int | None = DEFAULT_MAX_TOKENS, sort_by_length: bool = True) -> list[dict]:
+        """gliner2's ``batch_extract``: one result per text, in gliner2's shape. Rows are batched
+        by ``plan_batches`` (sorted by length unless ``sort_by_length`` is off)."""
         texts = list(texts)
         schemas = list(schema) if isinstance(schema, (list, tuple)) else [schema] * len(texts)
         if len(schemas) != len(texts):
@@ -247,7 +264,7 @@ class Gliner2Engine:
                 lengths.append(p.lengths[w])
                 owners.append((t, w))
         outputs: list[list[Any]] = [[None] * len(p.rows) for p in prepared]
-        for batch in plan_batches(lengths, batch_size, max_batch_tokens):
+        for batch in plan_batches(lengths, batch_size, max_batch_tokens, sort_by_length):
             for i, out in zip(batch, self.run([rows[i] for i in batch])):
                 t, w = owners[i]
                 outputs[t][w] = out

@@ -26,7 +26,7 @@ FORMAT = "spanstream-gliner2"
 FORMAT_VERSION = 1
 
 
-def export_gliner2(src: Path, dst: Path, opset: int = 17) -> Path:
+def export_gliner2(src: Path, dst: Path, opset: int = 18) -> Path:
     import numpy as np
     import torch
     from gliner2 import GLiNER2

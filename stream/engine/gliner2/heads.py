@@ -144,21 +144,28 @@ class Heads:
         return self._linear(out, f"{name}.out_proj")
 
     # --- spans and classes --------------------------------------------------------------
-    def span_logits(self, words: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        """Logits [Q, L, W] of every span (start l, width w) against every query; -inf where
-        the span runs past the last word (gliner2's factorised ``score_queries``)."""
-        n, h = words.shape
-        width = self.max_width
+    def word_parts(self, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The per-word halves of the span layer's first Linear, [N, 4H] each: start words
+        (bias included) and end words. Words of many texts can go through at once."""
         p = "span_rep.span_rep_layer"
         start = _relu(self._mlp2(words, f"{p}.project_start", 3))
         end = _relu(self._mlp2(words, f"{p}.project_end", 3))
-        start_hidden = start @ self._first_start + self.w[f"{p}.out_project.0.bias"]
-        end_hidden = end @ self._first_end
+        return start @ self._first_start + self.w[f"{p}.out_project.0.bias"], end @ self._first_end
+
+    def span_logits(self, words: np.ndarray, queries: np.ndarray,
+                    parts: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Logits [Q, L, W] of every span (start l, width w) against every query; -inf where
+        the span runs past the last word (gliner2's factorised ``score_queries``): per span only
+        ``relu(start_l + end_{l+w}) · (W2ᵀ q) + q · b2`` remains."""
+        n = words.shape[0]
+        width = self.max_width
+        start_hidden, end_hidden = parts if parts is not None else self.word_parts(words)
         hidden = np.zeros((n, width, start_hidden.shape[1]), dtype=np.float32)
         for w in range(min(width, n)):  # span (l, w) ends at word l + w; past the last word it is masked below
             hidden[:n - w, w] = end_hidden[w:]
         hidden += start_hidden[:, None, :]
         _relu(hidden)
+        p = "span_rep.span_rep_layer"
         w2, b2 = self.w[f"{p}.out_project.3.weight"], self.w[f"{p}.out_project.3.bias"]
         folded = queries @ w2  # [Q, 4H] (q^T W2: the final layer folded into the queries)
         logits = (hidden.reshape(n * width, -1) @ folded.T + queries @ b2).T.reshape(len(queries), n, width)
