@@ -53,7 +53,6 @@ def build_model() -> Path:
     from gliner2 import ExtractorConfig, GLiNER2
 
     from stream.engine.gliner2.export import export_gliner2
-
     from tests.fixtures.build_tiny_gliner2 import decisive
 
     torch.manual_seed(0)

@@ -136,11 +136,13 @@ class Api:
 
     async def models(self, request: web.Request) -> web.Response:
         info = self.queue.engine.info
-        return json_response({"models": [{"name": info.name, "family": info.family, "variant": info.variant,
-                                  "version": self.model_version, "max_width": info.max_width,
-                                  "max_len": info.max_len, "max_types": info.max_types,
-                                  "max_tokens": info.max_tokens, "int8_agreement": info.int8_agreement,
-                                  "default_labels": self.default_labels}]})
+        model = {"name": info.name, "family": info.family, "variant": info.variant, "version": self.model_version,
+                 "max_width": info.max_width, "max_len": info.max_len, "max_types": info.max_types,
+                 "max_tokens": info.max_tokens, "int8_agreement": info.int8_agreement,
+                 "default_labels": self.default_labels}
+        # a GLiNER2 model has no word window (max_len) nor trained label count (max_types)
+        return json_response({"models": [{k: v for k, v in model.items()
+                                          if v is not None or k == "int8_agreement"}]})
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Liveness: the inference loop is alive (a dead loop never recovers: restart the pod)."""

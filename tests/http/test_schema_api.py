@@ -101,3 +101,13 @@ def test_schema_on_a_span_model_is_422():
         assert status == 422 and "needs a GLiNER2 model" in body["error"]["message"]
     finally:
         assert proc.stop() == 0
+
+
+def test_models_describes_the_gliner2_model(server):
+    status, _, data = request(server.url + "/v1/models")
+    body = json.loads(data)
+    assert status == 200
+    model = dict(body["models"][0])
+    assert model.pop("int8_agreement") is None  # OpenAPI 3.0 'nullable' (the validator here is JSON Schema)
+    _validate("Model", model)
+    assert body["models"][0]["family"] == "gliner2" and body["models"][0]["max_tokens"] == 512
