@@ -8,8 +8,12 @@ KAFKA_LIBS := kafka/libs
 # Local broker for `make run` (ignored when KAFKA_BOOTSTRAP is given).
 KAFKA_DATA ?= .kafka
 KAFKA_PORT ?= 9092
+# Deploy tools built from the Go module proxy (no other registry has them here), cached in .tools/.
+TOOLS := $(abspath .tools)
+HELM_VERSION := v3.22.0
+HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run test test-deps test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model export-dev clean
+.PHONY: install run test test-deps helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model export-dev clean
 
 install: $(STAMP)
 
@@ -50,9 +54,15 @@ test-deps:
 	  { echo "installing nginx-light (Debian) for the load-balancer test"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 
+$(HELM):
+	@command -v go >/dev/null || { echo "helm is built with Go (go install); install Go first"; exit 1; }
+	GOBIN=$(dir $(HELM)) GOFLAGS=-mod=mod go install helm.sh/helm/$(word 1,$(subst ., ,$(HELM_VERSION)))/cmd/helm@$(HELM_VERSION)
+
+helm: $(HELM)
+
 # The whole suite. The session fixture starts a real broker unless KAFKA_BOOTSTRAP is set.
-test: install kafka-jars test-deps
-	$(PY) -m pytest -q -rfE
+test: install kafka-jars test-deps $(HELM)
+	SPANSTREAM_HELM=$(HELM) $(PY) -m pytest -q -rfE
 
 test-unit: install
 	$(PY) -m pytest -q -m "not kafka and not cluster"
