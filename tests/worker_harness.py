@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -55,9 +56,12 @@ class WorkerProc:
             stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env)
         return self
 
-    def http(self, path: str) -> tuple[int, bytes]:
+    def http(self, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
+                                     headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
@@ -74,6 +78,14 @@ class WorkerProc:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.tail()}")
+
+    def partitions(self) -> int:
+        """Partitions this worker owns now (``/readyz`` reports them; readiness does not need any)."""
+        try:
+            status, body = self.http("/readyz")
+        except OSError:
+            return 0
+        return int(json.loads(body).get("partitions", 0)) if status == 200 else 0
 
     def metric(self, name: str) -> float:
         _, body = self.http("/metrics")

@@ -45,17 +45,20 @@ def build_worker(args: argparse.Namespace):
     return app, runtime
 
 
-def consumer_ready(app) -> tuple[bool, str]:
-    """Ready when the consumer runs, is not rebalancing and owns at least one partition."""
-    if getattr(app, "rebalancing", False):
-        return False, "rebalancing"
+def consumer_ready(app) -> tuple[bool, str, dict]:
+    """Ready once the consumer runs: HTTP never depends on owning a partition. A replica beyond
+    the partition count, or one in a rebalance, still serves ``/v1/extract`` (and making it
+    unready would stall rollouts and node drains behind the PDB). The body says what it owns."""
     try:
         assignment = app.consumer.assignment()
     except Exception as exc:  # consumer not started yet
-        return False, f"consumer not running: {exc}"
+        return False, f"consumer not running: {exc}", {"partitions": 0}
+    details = {"partitions": len(assignment), "rebalancing": bool(getattr(app, "rebalancing", False))}
+    if details["rebalancing"]:
+        return True, "consumer running; rebalancing", details
     if not assignment:
-        return False, "no partitions assigned"
-    return True, f"{len(assignment)} partitions assigned"
+        return True, "consumer running; no partitions assigned (an idle replica still serves HTTP)", details
+    return True, f"consumer running; {len(assignment)} partitions assigned", details
 
 
 def run(args: argparse.Namespace) -> int:

@@ -151,8 +151,9 @@ class Api:
         return json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        ok, why = (False, "draining") if self.draining else self.ready()
-        return json_response({"status": "ready" if ok else "not ready", "reason": why}, 200 if ok else 503)
+        ok, why, *details = (False, "draining") if self.draining else self.ready()
+        body = {"status": "ready" if ok else "not ready", "reason": why, **(details[0] if details else {})}
+        return json_response(body, 200 if ok else 503)
 
     async def prometheus(self, request: web.Request) -> web.Response:
         body = generate_latest(self.metrics.registry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import collections
 import time
 import uuid
@@ -42,7 +43,7 @@ async def test_two_workers_split_partitions_and_process_each_event_once(kafka_bo
     b.wait_ready()
     # both own partitions once the group settles
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (a.http("/readyz")[0] == 200 and b.http("/readyz")[0] == 200):
+    while time.monotonic() < deadline and not (a.partitions() and b.partitions()):
         await asyncio.sleep(0.5)
     coords = await produce(kafka_bootstrap, inp, _events(200, "g"))
     records = await consume(kafka_bootstrap, [out, dlq], 200)
@@ -104,3 +105,26 @@ async def test_sigterm_drains_and_commits(kafka_bootstrap, topic_factory, worker
     assert set(seen) >= set(coords)
     assert duplicates == 0  # a clean stop commits everything it published
     assert b.terminate() == 0
+
+
+async def test_a_replica_without_partitions_is_ready(kafka_bootstrap, topic_factory, worker_factory):
+    """Readiness must not depend on owning a partition: the replica beyond the partition count
+    (and any replica during a rebalance) still serves HTTP."""
+    inp, out, dlq = await _topics(topic_factory, 1)
+    config = pipeline_toml("idle", inp, out, dlq)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    a = worker_factory(config, group)
+    b = worker_factory(config, group)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and a.partitions() + b.partitions() < 1:
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(3)  # the group has settled: one owns the partition, one is idle
+    owners = [w.partitions() for w in (a, b)]
+    assert sorted(owners) == [0, 1], owners
+    idle = (a, b)[owners.index(0)]
+    status, body = idle.http("/readyz")
+    assert status == 200, body
+    assert json.loads(body)["partitions"] == 0
+    status, body = idle.http("/v1/extract", {"text": "Ada Lovelace was born in London.", "labels": ["person"]})
+    assert status == 200, body
+    assert a.terminate() == 0 and b.terminate() == 0
