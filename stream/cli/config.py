@@ -25,7 +25,7 @@ def effective(config: Path | None = None) -> dict:
     settings = load_settings(config=config)
     out: dict = {"settings": settings.model_dump(mode="json")}
     if settings.config is not None:
-        out["pipelines"] = [p.model_dump(mode="json") for p in load_pipelines(settings.config)]
+        out["pipelines"] = [p.model_dump(mode="json", by_alias=True) for p in load_pipelines(settings.config)]  # TOML keys
     return out
 
 
