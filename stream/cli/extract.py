@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
 
@@ -92,63 +92,78 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def extract_stream(extractor, source: IO[bytes], out: IO[bytes], args: argparse.Namespace) -> int:
-    """The command's loop: JSONL lines in, one JSON line out per input line; returns failed lines."""
-    default_labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+class _Failed(NamedTuple):
+    """A line the engine failed on, alone."""
+
+    error: str
+
+
+def process_lines(source: IO[bytes], out: IO[bytes], lookahead: int, parse: Callable[[int, bytes], tuple],
+                  extract: Callable[[list[tuple]], list], record: Callable[[tuple, object], dict]) -> int:
+    """The JSONL loop both engines share: ``parse(number, raw)`` → an item ``(number, id, …)``
+    (``ValueError``/``InvalidInput``: an error record), ``lookahead`` items extracted together
+    (if the engine fails on them, each alone, so only bad lines fail), one JSON line per input
+    line in input order (``record(item, result)``); returns the failed lines."""
     failed = 0
-    pending: list[tuple[int, object, str, list[str]] | dict] = []  # in input order
+    pending: list[tuple | dict] = []
     for number, raw in _lines(source):
         try:
-            item = (number, *parse_line(raw, default_labels))
-            extractor.engine.check_labels(tuple(dict.fromkeys(item[3])))
-            pending.append(item)
+            pending.append(parse(number, raw))
         except ValueError as exc:
             failed += 1
             pending.append({"line": number, "error": str(exc)})
         except InvalidInput as exc:
             failed += 1
             pending.append({"line": number, "error": exc.message, "reason": exc.reason})
-        if len(pending) >= args.lookahead:
-            failed += _flush(extractor, pending, args, out)
+        if len(pending) >= lookahead:
+            failed += _flush(pending, extract, record, out)
             pending = []
     if pending:
-        failed += _flush(extractor, pending, args, out)
+        failed += _flush(pending, extract, record, out)
     out.flush()
     return failed
 
 
-def _flush(extractor, pending, args, out) -> int:
-    """Extract a chunk of lines; if the engine fails on it, each line alone (only bad lines fail)."""
+def _flush(pending: list, extract, record, out: IO[bytes]) -> int:
     good = [p for p in pending if not isinstance(p, dict)]
-
-    def extract(items):
-        return extractor.extract_detailed([p[2] for p in items], [p[3] for p in items], threshold=args.threshold,
-                                          flat_ner=not args.nested, multi_label=args.multi_label,
-                                          batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens)
     try:
         results = iter(extract(good))
     except Exception:
-        alone = []
+        alone: list = []
         for p in good:
             try:
                 alone.extend(extract([p]))
             except Exception as exc:
-                alone.append({"line": p[0], "error": f"{type(exc).__name__}: {exc}"})
+                alone.append(_Failed(f"{type(exc).__name__}: {exc}"))
         results = iter(alone)
     failed = 0
     for item in pending:
-        if isinstance(item, dict):
-            out.write(orjson.dumps(item) + b"\n")
-            continue
-        number, ident = item[0], item[1]
-        result = next(results)
-        if isinstance(result, dict):
-            failed += 1
-            out.write(orjson.dumps(result) + b"\n")
-            continue
-        record = {"id": ident if ident is not None else number,
-                  "entities": [e._asdict() for e in result.entities]}
-        if result.windowed:
-            record["windowed"] = True
-        out.write(orjson.dumps(record) + b"\n")
+        if not isinstance(item, dict):
+            result = next(results)
+            item = {"line": item[0], "error": result.error} if isinstance(result, _Failed) else record(item, result)
+            failed += "error" in item
+        out.write(orjson.dumps(item) + b"\n")
     return failed
+
+
+def extract_stream(extractor, source: IO[bytes], out: IO[bytes], args: argparse.Namespace) -> int:
+    """The command's loop on a span model: lines ``{"id"?, "text", "labels"?}`` → entities."""
+    default_labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
+
+    def parse(number: int, raw: bytes) -> tuple:
+        item = (number, *parse_line(raw, default_labels))
+        extractor.engine.check_labels(tuple(dict.fromkeys(item[3])))
+        return item
+
+    def extract(items: list[tuple]) -> list:
+        return extractor.extract_detailed([p[2] for p in items], [p[3] for p in items], threshold=args.threshold,
+                                          flat_ner=not args.nested, multi_label=args.multi_label,
+                                          batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens)
+
+    def record(item: tuple, result) -> dict:
+        out = {"id": item[1] if item[1] is not None else item[0], "entities": [e._asdict() for e in result.entities]}
+        if result.windowed:
+            out["windowed"] = True
+        return out
+
+    return process_lines(source, out, args.lookahead, parse, extract, record)

@@ -63,56 +63,18 @@ def parse_schema_line(raw: bytes, default: dict | None) -> tuple[object, str, ob
 
 def extract_schema_stream(engine, default: dict | None, source: IO[bytes], out: IO[bytes],
                           args: argparse.Namespace) -> int:
-    from stream.cli.extract import _lines
+    from stream.cli.extract import process_lines
 
-    failed = 0
-    pending: list = []
-    for number, raw in _lines(source):
-        try:
-            ident, text, schema = parse_schema_line(raw, default)
-            pending.append((number, ident, text, engine.check_schema(schema)))
-        except ValueError as exc:
-            failed += 1
-            pending.append({"line": number, "error": str(exc)})
-        except InvalidInput as exc:
-            failed += 1
-            pending.append({"line": number, "error": exc.message, "reason": exc.reason})
-        if len(pending) >= args.lookahead:
-            failed += _flush(engine, pending, args, out)
-            pending = []
-    if pending:
-        failed += _flush(engine, pending, args, out)
-    out.flush()
-    return failed
+    def parse(number: int, raw: bytes) -> tuple:
+        ident, text, schema = parse_schema_line(raw, default)
+        return number, ident, text, engine.check_schema(schema)
 
-
-def _flush(engine, pending, args, out) -> int:
-    good = [p for p in pending if not isinstance(p, dict)]
-
-    def extract(items):
+    def extract(items: list[tuple]) -> list:
         return engine.extract([p[2] for p in items], [p[3] for p in items], threshold=args.threshold,
                               include_confidence=True, include_spans=True, overlap_policy=args.overlap_policy,
                               batch_size=args.batch_size, max_batch_tokens=args.max_batch_tokens)
-    try:
-        results = iter(extract(good))
-    except Exception:
-        alone = []
-        for p in good:
-            try:
-                alone.extend(extract([p]))
-            except Exception as exc:
-                alone.append(InvalidInput("engine_error", f"{type(exc).__name__}: {exc}"))
-        results = iter(alone)
-    failed = 0
-    for item in pending:
-        if isinstance(item, dict):
-            out.write(orjson.dumps(item) + b"\n")
-            continue
-        number, ident = item[0], item[1]
-        result = next(results)
-        if isinstance(result, InvalidInput):
-            failed += 1
-            out.write(orjson.dumps({"line": number, "error": result.message}) + b"\n")
-            continue
-        out.write(orjson.dumps({"id": ident if ident is not None else number, "result": result}) + b"\n")
-    return failed
+
+    def record(item: tuple, result: dict) -> dict:
+        return {"id": item[1] if item[1] is not None else item[0], "result": result}
+
+    return process_lines(source, out, args.lookahead, parse, extract, record)

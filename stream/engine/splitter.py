@@ -57,15 +57,20 @@ def word_pattern() -> re.Pattern:
     return re.compile(rf"{part}(?:{joint}{part})*|{symbol}")
 
 
-def split_words(text: str) -> Words:
+def split_with(pattern: re.Pattern, text: str) -> Words:
+    """Every match of ``pattern`` in ``text`` as a word, with its character span."""
     words: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    for match in word_pattern().finditer(text):
+    for match in pattern.finditer(text):
         words.append(match.group())
         starts.append(match.start())
         ends.append(match.end())
     return Words(words, starts, ends)
+
+
+def split_words(text: str) -> Words:
+    return split_with(word_pattern(), text)
 
 
 def is_invisible(text: str) -> bool:

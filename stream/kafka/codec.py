@@ -67,42 +67,37 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
     return TextItem(ref, ident, text, labels, threshold, metadata, schema)
 
 
-def encode_entity_event(item: TextItem, result: Extraction, model: ModelInfo, model_version: str,
-                        inference_ms: float, batch_size: int) -> bytes:
+def _event(item: TextItem, body: dict[str, Any], model: Any, model_version: str, inference_ms: float,
+           batch_size: int) -> bytes:
+    """The envelope every output event shares: id, source, model, ``body``, metadata, timings."""
     ref = item.ref
     event: dict[str, Any] = {
         "schema_version": 1,
         "id": item.id,
         "source": {"topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "timestamp": ref.timestamp},
         "model": {"name": model.name, "version": model_version, "variant": model.variant},
-        "labels": list(item.labels),
-        "entities": [_entity(e) for e in result.entities],
-        "windowed": result.windowed,
+        **body,
         "processing": {"received_at": ref.received_at, "processed_at": now_ms(),
                        "inference_ms": round(inference_ms, 3), "batch_size": batch_size},
     }
     if item.metadata is not MISSING:
         event["metadata"] = item.metadata
     return orjson.dumps(event)
+
+
+def encode_entity_event(item: TextItem, result: Extraction, model: ModelInfo, model_version: str,
+                        inference_ms: float, batch_size: int) -> bytes:
+    """``entity-event.v1``: the entities of one text event."""
+    body = {"labels": list(item.labels), "entities": [_entity(e) for e in result.entities],
+            "windowed": result.windowed}
+    return _event(item, body, model, model_version, inference_ms, batch_size)
 
 
 def encode_extraction_event(item: TextItem, result: dict, model: Any, model_version: str,
                             inference_ms: float, batch_size: int) -> bytes:
     """``extraction-event.v1``: a GLiNER2 result (entities, classifications, structures,
     relations in gliner2's shape) for one text event."""
-    ref = item.ref
-    event: dict[str, Any] = {
-        "schema_version": 1,
-        "id": item.id,
-        "source": {"topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "timestamp": ref.timestamp},
-        "model": {"name": model.name, "version": model_version, "variant": model.variant},
-        "result": result,
-        "processing": {"received_at": ref.received_at, "processed_at": now_ms(),
-                       "inference_ms": round(inference_ms, 3), "batch_size": batch_size},
-    }
-    if item.metadata is not MISSING:
-        event["metadata"] = item.metadata
-    return orjson.dumps(event)
+    return _event(item, {"result": result}, model, model_version, inference_ms, batch_size)
 
 
 def _entity(e: Entity) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from stream.engine.splitter import MARK_CATEGORIES, _class, joiner_ranges
+from stream.engine.splitter import MARK_CATEGORIES, _class, joiner_ranges, split_with
 from stream.engine.types import Words
 
 
@@ -25,11 +25,4 @@ def word_pattern() -> re.Pattern:
 
 
 def split_words(text: str) -> Words:
-    words: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for match in word_pattern().finditer(text):
-        words.append(match.group())
-        starts.append(match.start())
-        ends.append(match.end())
-    return Words(words, starts, ends)
+    return split_with(word_pattern(), text)
