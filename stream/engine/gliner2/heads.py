@@ -80,13 +80,10 @@ class Heads:
         """Predicted instance count per task, from each task's ``[P]`` embedding [T, H]."""
         return self._mlp2(prompt_embs, "count_pred").argmax(-1)
 
-    def count_queries(self, fields: np.ndarray, k: int) -> np.ndarray:
-        """Count-aware queries [k, M, H] for M field embeddings (gliner2's ``count_embed``)."""
-        return self.count_queries_many([fields], [k])[0]
-
     def count_queries_many(self, fields: list[np.ndarray], ks: list[int]) -> list[np.ndarray]:
-        """``count_queries`` for many tasks at once: one GRU over every task's fields for the
-        largest k (step t does not depend on how many steps follow), one projector call."""
+        """Count-aware queries [k, M, H] for each task's M field embeddings (gliner2's
+        ``count_embed``), for many tasks at once: one GRU over every task's fields for the largest
+        k (step t does not depend on how many steps follow), one projector call."""
         ks = [min(k, self.max_count) for k in ks]
         kmax = max(ks)
         h = fields[0].shape[1]
