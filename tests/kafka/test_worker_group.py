@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import collections
+import json
 import time
 import uuid
 

@@ -36,7 +36,6 @@ from stream.engine.types import Words
 
 SEP_STRUCT, SEP_TEXT, P, C, E, R, L = "[SEP_STRUCT]", "[SEP_TEXT]", "[P]", "[C]", "[E]", "[R]", "[L]"
 DESC, EXAMPLE, OUTPUT = "[DESCRIPTION]", "[EXAMPLE]", "[OUTPUT]"
-SPECIAL_TOKENS = (SEP_STRUCT, SEP_TEXT, P, C, E, R, L, EXAMPLE, "[OUTPUT]", DESC)
 
 
 class Task(NamedTuple):
@@ -155,9 +154,7 @@ class Encoded(NamedTuple):
     "int64 [prefix words + text words (+ synthetic period)]: first sub-word of each word."
     n_prefix: int
     n_text: int
-    "Words of the caller's text."
-    synthetic_period: bool
-    "The model saw one more word ('.') after the text."
+    "Words of the caller's text (the model may see one more: gliner2's appended period)."
 
 
 class PromptEncoder:
@@ -212,15 +209,13 @@ class PromptEncoder:
         kept_words, starts, ends = [], [], []
         ids: list[int] = []
         first: list[int] = []
-        synthetic = False
         for w, s, e in zip(split.words, split.starts, split.ends):
             sub = self._item(w.lower())
             if not sub:
                 continue
             first.append(len(ids))
             ids += sub
-            if s >= limit:
-                synthetic = True
+            if s >= limit:  # the appended period: seen by the model, never part of a span
                 continue
             kept_words.append(w)
             starts.append(s)
@@ -229,5 +224,4 @@ class PromptEncoder:
         all_ids = np.concatenate([prompt.ids, prompt.prefix_ids, np.asarray(ids, dtype=np.int64)])
         word_first = np.concatenate([base + prompt.prefix_first,
                                      base + len(prompt.prefix_ids) + np.asarray(first, dtype=np.int64)])
-        return Encoded(Words(kept_words, starts, ends), all_ids, word_first, len(prompt.prefix),
-                       len(kept_words), synthetic)
+        return Encoded(Words(kept_words, starts, ends), all_ids, word_first, len(prompt.prefix), len(kept_words))

@@ -79,10 +79,6 @@ class Schema:
     classifications: tuple[Classification, ...] = ()
     relations: tuple[RelationType, ...] = ()
 
-    @property
-    def entity_only(self) -> bool:
-        return not (self.structures or self.classifications or self.relations)
-
 
 def schema_size(schema: Schema) -> int:
     """Entity types + fields + relations + classes: what a request's label limit counts."""
