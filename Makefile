@@ -13,7 +13,7 @@ TOOLS := $(abspath .tools)
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run test test-deps helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model export-dev clean
+.PHONY: install run test test-deps image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model export-dev clean
 
 install: $(STAMP)
 
@@ -48,11 +48,17 @@ kafka-down: install
 run: kafka-up
 	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(KAFKA_PORT)} $(PY) -m devtools demo
 
-# System packages the suite drives for real (nginx for the load-balancer test).
+# System packages the suite drives for real: nginx (load-balancer test), Debian's Docker engine and
+# debootstrap and docker-compose (images are built and run; devtools/docker.py starts a private dockerd).
+SYSTEM_PACKAGES := nginx-light docker.io docker-compose containerd runc debootstrap iptables
 test-deps:
-	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
-	  { echo "installing nginx-light (Debian) for the load-balancer test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  test -z "$$missing" || { echo "installing (Debian):$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }
+
+# The image from docker/Dockerfile (a private dockerd and a stand-in python:3.11-slim if needed).
+image: test-deps
+	$(PYTHON) -m devtools image build
 
 $(HELM):
 	@command -v go >/dev/null || { echo "helm is built with Go (go install); install Go first"; exit 1; }

@@ -46,7 +46,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cluster.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def kafka_cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     """A three-node cluster of our own (fault tests kill and restart its nodes)."""
     cluster = KafkaCluster.create(Path(tmp_path_factory.mktemp("kafka3")), size=3)

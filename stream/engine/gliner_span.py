@@ -16,7 +16,7 @@ from stream.engine.fastgraph import GraphPatternError, fast_graph_path
 from stream.engine.folder import ModelFolder
 from stream.engine.params import DecodeParams
 from stream.engine.prompt import EncodedWords, PromptEncoder, Row, drop_silent_words
-from stream.engine.quantize import int8_agreement, int8_graph_path, reference_graph
+from stream.engine.quantize import int8_agreement, int8_graph_path
 from stream.engine.session import OnnxSession
 from stream.engine.splitter import split_words
 from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
@@ -81,8 +81,7 @@ class GlinerSpanEngine:
         """Agreement of this int8 graph with fp32 (the folder's fp32 graph, else its int8 weights
         in float arithmetic), measured once per graph and cached."""
         try:
-            reference = folder.fp32_file or reference_graph(folder.onnx_file, cache_dir)
-            f1 = int8_agreement(self, reference, cache_dir)
+            f1 = int8_agreement(self, folder.onnx_file, folder.fp32_file, cache_dir)
         except Exception as exc:  # a measurement, never a reason not to serve
             log.warning("%s: could not measure int8 agreement with fp32: %r", folder.root, exc)
             return None

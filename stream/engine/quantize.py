@@ -21,6 +21,7 @@ int8 file; the rewrite then applies to it like to any dynamically quantized grap
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -236,26 +237,43 @@ def dequantized(model) -> int:
 AGREEMENT_VERSION = "1"
 
 
-def int8_agreement(engine, reference: Path, cache_root: str | Path | None = None) -> float:
-    """Entity F1 of ``engine`` (an int8 graph) against the same engine on ``reference`` (fp32)
-    over the fixed probe set (``engine.probe``), at every threshold of 0.3, 0.5 and 0.7; cached
-    per (int8 graph, reference) pair. 1.0 is identical output."""
+def int8_agreement(engine, int8: Path, fp32: Path | None = None, cache_root: str | Path | None = None) -> float:
+    """Entity F1 of ``engine`` (running the int8 graph ``int8``, or a graph derived from it) against
+    the same engine on fp32 over the fixed probe set (``engine.probe``), at every threshold of 0.3,
+    0.5 and 0.7; cached per (engine graph, reference) pair. The reference is ``fp32`` when the folder
+    ships one, else ``int8``'s weights in float arithmetic (``dequantized``), derived in a temporary
+    folder only when no measurement is cached and deleted after it. 1.0 is identical output."""
     import json
 
     from stream.engine.graphcache import cache_dir, digest
+
+    reference_key = digest(fp32, AGREEMENT_VERSION) if fp32 else f"{digest(int8, INT8_VERSION)}dq"
+    key = f"{digest(engine.session.path, AGREEMENT_VERSION)}-{reference_key}"
+    cached = cache_dir(cache_root) / f"agreement-{key}.json"
+    if cached.exists():
+        return float(json.loads(cached.read_text())["f1"])
+    if fp32:
+        found = _probe_agreement(engine, fp32)
+    else:
+        with tempfile.TemporaryDirectory(prefix="spanstream-reference-") as scratch:
+            found = _probe_agreement(engine, _dequantized_copy(int8, Path(scratch)))
+    total = found["int8"] + found["ref"]
+    f1 = 2 * found["both"] / total if total else 1.0
+    tmp = cached.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"f1": f1, "entities": found}))
+    os.replace(tmp, cached)
+    return f1
+
+
+def _probe_agreement(engine, reference: Path) -> dict[str, int]:
     from stream.engine.params import DecodeParams
     from stream.engine.probe import LABELS, TEXTS
     from stream.engine.session import OnnxSession
     from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES
 
-    key = f"{digest(engine.session.path, AGREEMENT_VERSION)}-{digest(reference, AGREEMENT_VERSION)}"
-    cached = cache_dir(cache_root) / f"agreement-{key}.json"
-    if cached.exists():
-        return float(json.loads(cached.read_text())["f1"])
     ref_session = OnnxSession(reference, INPUT_NAMES, OUTPUT_NAMES, engine.session.threads)
-    prepared = engine.prepare(list(TEXTS), [LABELS] * len(TEXTS))
     found = {"int8": 0, "ref": 0, "both": 0}
-    for p in prepared:
+    for p in engine.prepare(list(TEXTS), [LABELS] * len(TEXTS)):
         outputs = {"int8": [engine.run([row])[0] for row in p.rows],
                    "ref": [ref_session.run(engine.feed([row]))[0][0] for row in p.rows]}
         for threshold in (0.3, 0.5, 0.7):
@@ -265,23 +283,15 @@ def int8_agreement(engine, reference: Path, cache_root: str | Path | None = None
             found["int8"] += len(got["int8"])
             found["ref"] += len(got["ref"])
             found["both"] += len(got["int8"] & got["ref"])
-    total = found["int8"] + found["ref"]
-    f1 = 2 * found["both"] / total if total else 1.0
-    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"f1": f1, "probe_texts": len(TEXTS), "entities": found}))
-    os.replace(tmp, cached)
-    return f1
+    return found
 
 
-def reference_graph(int8: Path, cache_root: str | Path | None = None) -> Path:
-    """``dequantized`` of ``int8``, cached: the fp32 reference of a folder that ships only int8."""
+def _dequantized_copy(int8: Path, folder: Path) -> Path:
+    """``dequantized`` of ``int8``, written to ``folder``: the fp32 reference of an int8-only folder."""
     import onnx
 
-    from stream.engine.graphcache import cache_dir, digest, save_atomically
-
-    out = cache_dir(cache_root) / f"{int8.stem}-{digest(int8, INT8_VERSION)}-dequantized.onnx"
-    if not out.exists():
-        model = onnx.load(str(int8))
-        dequantized(model)
-        save_atomically(model, out)
+    model = onnx.load(str(int8))
+    dequantized(model)
+    out = folder / f"{int8.stem}-dequantized.onnx"
+    onnx.save(model, str(out))
     return out

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 HADOLINT = Path(sys.executable).parent / "hadolint"
 
@@ -15,9 +17,11 @@ def lint(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(HADOLINT), str(path)], capture_output=True, text=True, timeout=60)
 
 
-def test_dockerfile_is_hadolint_clean():
-    proc = lint(ROOT / "docker" / "Dockerfile")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+@pytest.mark.parametrize("path", ["docker/Dockerfile", "docker/kafka.Dockerfile", "docker/prometheus.Dockerfile",
+                                  "devtools/standin/python.Dockerfile"])
+def test_dockerfile_is_hadolint_clean(path):
+    proc = lint(ROOT / path)
+    assert proc.returncode == 0 and not proc.stdout, proc.stdout + proc.stderr
 
 
 def test_hadolint_bites(tmp_path):

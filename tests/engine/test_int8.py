@@ -71,3 +71,15 @@ def test_int8_agreement_with_fp32_is_measured_at_load_for_the_shipped_model():
     assert ex.info.int8_agreement is not None and ex.info.int8_agreement >= 0.95
     assert Extractor.load(default_model_path(), variant="int8", graph="exported").info.int8_agreement >= 0.95
     assert Extractor.load(FIXTURES / "tiny-gliner", variant="fp32").info.int8_agreement is None
+
+
+def test_the_int8_gate_keeps_no_fp32_reference_graph_once_measured(tmp_path):
+    """The reference for an int8-only folder (its weights in float arithmetic, ~100 MB for the
+    shipped model) is needed only to measure; a cached measurement neither keeps nor re-derives it
+    (images bake the cache at build time and run read-only)."""
+    first = load_engine(default_model_path(), variant="int8", cache_dir=tmp_path)
+    kept = sorted(p.name for p in (tmp_path / "graphs").iterdir())
+    assert not [name for name in kept if "dequantized" in name], kept
+    again = load_engine(default_model_path(), variant="int8", cache_dir=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "graphs").iterdir()) == kept
+    assert again.info.int8_agreement == first.info.int8_agreement is not None
