@@ -192,6 +192,12 @@ class Settings(BaseSettings):
                                      "decoding)")
     http_body_timeout_s: float = Field(30.0, gt=0, le=600, description="how long a request body may take to arrive "
                                        "(slower bodies get 408, so a stalled client cannot hold a connection)")
+    http_header_timeout_s: float = Field(10.0, gt=0, le=600, description="how long a new connection may take to send "
+                                         "a whole request head (request line and headers); slower ones get 408 and "
+                                         "are closed")
+    http_keepalive_timeout_s: float = Field(75.0, gt=0, le=3600, description="an idle keep-alive connection is "
+                                            "closed after this long (also bounds a later request head on it); keep it "
+                                            "above your load balancer's idle timeout")
     drain_timeout_s: float = Field(50.0, gt=0, le=3600, description="the whole time from SIGTERM to exit, for worker "
                                    "and serve: taken records are published and acked, in-flight HTTP requests "
                                    "complete; past it the process exits without committing (Kafka redelivers). "

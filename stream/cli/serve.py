@@ -24,6 +24,8 @@ async def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from stream.config import load_settings
+    from stream.http.server import HttpTimeouts
+    from stream.http.server import runner as http_runner
     from stream.runtime import build_runtime
 
     settings = load_settings(model_path=args.model, model_variant=args.variant, http_host=args.host,
@@ -33,7 +35,8 @@ async def serve(args: argparse.Namespace) -> int:
     app = web.Application(client_max_size=api.limits.max_body_bytes + 1024)
     api.install(app)
     # in-flight requests may finish within what is left of the drain budget once the listener closes
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.drain_timeout_s - settings.drain_seconds)
+    runner = http_runner(app, HttpTimeouts(settings.http_header_timeout_s, settings.http_keepalive_timeout_s),
+                         access_log=None, shutdown_timeout=settings.drain_timeout_s - settings.drain_seconds)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def build_worker(args: argparse.Namespace):
     """Validate everything and load the model before touching Kafka; return (faust app, runtime)."""
     from stream.config import load_pipelines, load_settings
+    from stream.http.server import HttpTimeouts
+    from stream.http.server import runner as http_runner
     from stream.kafka.app import build_app
     from stream.runtime import build_runtime
 
@@ -42,6 +44,10 @@ def build_worker(args: argparse.Namespace):
     app = build_app(settings, list(runtime.pipelines))
     if runtime.api is not None:
         runtime.api.install(app.web.web_app)
+        # faust's web server, with the head deadline and keep-alive bound serve has
+        app.web._runner = http_runner(app.web.web_app, HttpTimeouts(settings.http_header_timeout_s,
+                                                                    settings.http_keepalive_timeout_s),
+                                      access_log=None)
     return app, runtime
 
 

@@ -16,7 +16,8 @@ from tests.serve_harness import ServeProc, request
 
 @pytest.fixture(scope="module")
 def server():
-    proc = ServeProc(env={"SPANSTREAM_HTTP_BODY_TIMEOUT_S": "1.5"}).start()
+    proc = ServeProc(env={"SPANSTREAM_HTTP_BODY_TIMEOUT_S": "1.5", "SPANSTREAM_HTTP_HEADER_TIMEOUT_S": "1.5",
+                          "SPANSTREAM_HTTP_KEEPALIVE_TIMEOUT_S": "2"}).start()
     yield proc
     assert proc.stop() == 0
 
@@ -71,6 +72,41 @@ def test_a_stalled_body_gets_408_not_a_hang(server):
     status, body = raw_exchange(server, post_head(1000), [b'{"text": "abc'], pause=0.1)
     assert status == 408 and body["error"]["type"] == "timeout"
     assert time.monotonic() - started < 10
+
+
+def held_open(port: int, sends: list[bytes], pause: float = 0.3, limit: float = 15) -> tuple[float, bytes]:
+    """Send ``sends`` with pauses, then wait for the server to close; (seconds held, bytes received)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        data = b""
+        for part in sends:
+            sock.sendall(part)
+            time.sleep(pause)
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except TimeoutError:
+            pass
+    return time.monotonic() - started, data
+
+
+def test_a_request_head_that_never_completes_is_closed_after_the_header_timeout(server):
+    """Slowloris: aiohttp bounds idle keep-alive connections but not a head that dribbles in."""
+    held, data = held_open(server.port, [b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n", b"X-Slow: 1\r\n"])
+    assert held < 8, f"connection held {held:.1f}s"
+    assert data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["type"] == "timeout"
+
+
+def test_a_connection_that_never_sends_a_request_is_closed(server):
+    held, data = held_open(server.port, [])
+    assert held < 8, f"connection held {held:.1f}s"
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout(server):
+    ping = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    held, data = held_open(server.port, [ping])
+    assert data.startswith(b"HTTP/1.1 200") and held < 8, (held, data[:100])
 
 
 def test_gzip_bodies_are_decoded_and_bad_gzip_is_400(server):

@@ -188,3 +188,15 @@ def test_invalid_config_fails_at_start_naming_the_key(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stream", "worker", "--config", str(cfg)], capture_output=True,
                           timeout=60, env={"PATH": "/usr/bin", "SPANSTREAM_HTTP_PORT": "not-a-port"})
     assert proc.returncode == 2 and b"SPANSTREAM_HTTP_PORT" in proc.stderr
+
+
+async def test_the_worker_http_server_closes_a_request_head_that_never_completes(topics, worker_factory):
+    from tests.http.test_body_reads import held_open
+
+    worker = worker_factory(pipeline_toml("slow", topics["in"], topics["out"], topics["dlq"]),
+                            env={"SPANSTREAM_HTTP_HEADER_TIMEOUT_S": "1.5"})
+    worker.wait_ready()
+    held, data = await asyncio.to_thread(held_open, worker.port, [b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n"])
+    assert held < 8 and data.startswith(b"HTTP/1.1 408"), (held, data[:200])
+    assert worker.http("/healthz")[0] == 200
+    assert worker.terminate() == 0

@@ -1,0 +1,90 @@
+"""The aiohttp runner both ``serve`` and the worker (faust's web server) listen with: aiohttp's,
+plus a deadline for the request head and a bounded keep-alive.
+
+aiohttp closes a keep-alive connection that stays idle between requests (``keepalive_timeout``,
+3630 s by default) but puts no limit on a connection whose first request head never completes, so
+a client that opens connections and dribbles header lines (slowloris) holds them forever. Written
+by hand because neither aiohttp nor a maintained add-on has the limit; it touches two aiohttp
+internals (``_make_server`` and the handler's parsed-message queue), pinned by aiohttp<4 and by
+``tests/http/test_body_reads.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import NamedTuple
+
+import orjson
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+__all__ = ["HttpTimeouts", "runner"]
+
+
+class HttpTimeouts(NamedTuple):
+    header_timeout_s: float
+    keepalive_timeout_s: float
+
+
+_TIMEOUT_BODY = orjson.dumps({"error": {"type": "timeout",
+                                        "message": "the request head did not arrive in time"}})
+_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     b"Content-Length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY)
+
+
+class _HeadDeadlineHandler(RequestHandler):
+    """A request head (request line and headers) must be complete within ``head_timeout`` of the
+    connection opening; later requests on the connection are bounded by the keep-alive timeout
+    (aiohttp closes a connection still waiting for a whole head when it fires)."""
+
+    def __init__(self, manager, *, head_timeout: float, **kwargs):
+        super().__init__(manager, **kwargs)
+        self._head_timeout = head_timeout
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._head_deadline = self._loop.call_later(self._head_timeout, self._head_expired)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_deadline is not None and self._messages:  # a whole head has been parsed
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+        super().connection_lost(exc)
+
+    def _head_expired(self) -> None:
+        self._head_deadline = None
+        if self.transport is not None and not self._messages:
+            self.transport.write(_TIMEOUT_RESPONSE)
+            self.force_close()
+            self.transport.close()
+
+
+class _HeadDeadlineServer(web.Server):
+    head_timeout: float
+
+    def __call__(self) -> RequestHandler:
+        return _HeadDeadlineHandler(self, loop=self._loop, head_timeout=self.head_timeout, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    def __init__(self, app: web.Application, timeouts: HttpTimeouts, **kwargs):
+        super().__init__(app, keepalive_timeout=timeouts.keepalive_timeout_s, **kwargs)
+        self._head_timeout = timeouts.header_timeout_s
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _HeadDeadlineServer
+        server.head_timeout = self._head_timeout
+        return server
+
+
+def runner(app: web.Application, timeouts: HttpTimeouts, **kwargs) -> web.AppRunner:
+    """``web.AppRunner(app, **kwargs)`` with the head deadline and keep-alive bound of ``timeouts``."""
+    return _Runner(app, timeouts, **kwargs)
