@@ -1,22 +1,26 @@
 """The aiohttp runner both ``serve`` and the worker (faust's web server) listen with: aiohttp's,
-plus a deadline for the request head and a bounded keep-alive.
+plus a deadline for the request head, a bounded keep-alive, and JSON bodies for the errors
+aiohttp's own HTTP parser answers.
 
 aiohttp closes a keep-alive connection that stays idle between requests (``keepalive_timeout``,
 3630 s by default) but puts no limit on a connection whose first request head never completes, so
 a client that opens connections and dribbles header lines (slowloris) holds them forever. Written
 by hand because neither aiohttp nor a maintained add-on has the limit; it touches two aiohttp
-internals (``_make_server`` and the handler's parsed-message queue), pinned by aiohttp<4 and by
+internals (``_make_server`` and the handler's parsed-message queue; ``handle_error`` is public), pinned by aiohttp<4 and by
 ``tests/http/test_body_reads.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import NamedTuple
 
 import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+from stream.http.status import HTTP_KINDS, json_response
 
 __all__ = ["HttpTimeouts", "runner"]
 
@@ -57,6 +61,17 @@ class _HeadDeadlineHandler(RequestHandler):
             self._head_deadline.cancel()
             self._head_deadline = None
         super().connection_lost(exc)
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """What aiohttp answers itself (a request its parser refuses: bad request line, header or
+        framing) gets the same JSON error body as everything else; never a traceback."""
+        super().handle_error(request, status, exc, message)  # logs; raises if a response already started
+        text = message if status < 500 and message else HTTPStatus(status).phrase
+        response = json_response({"error": {"type": HTTP_KINDS.get(status, "internal" if status >= 500 else "http"),
+                                            "message": text}}, status)
+        response.force_close()
+        return response
 
     def _head_expired(self) -> None:
         self._head_deadline = None

@@ -36,8 +36,8 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
     if input_format == "text":
         text = raw_text
     else:
-        try:
-            obj = orjson.loads(value)
+        try:  # a leading byte order mark is allowed (RFC 8259 §8.1); orjson refuses it
+            obj = orjson.loads(value[3:] if value.startswith(b"\xef\xbb\xbf") else value)
         except orjson.JSONDecodeError as exc:
             raise InvalidInput("invalid_json", str(exc)) from None
         errors = sorted(validator(TEXT_EVENT).iter_errors(obj), key=lambda e: list(e.path))

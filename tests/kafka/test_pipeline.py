@@ -186,3 +186,14 @@ async def test_a_drain_that_cannot_finish_within_its_budget_exits_without_acking
         raise AssertionError("the drain finished although nothing was delivered")
     assert acked == []
     await queue.close()
+
+
+def test_a_utf8_bom_before_a_json_event_is_tolerated():
+    """RFC 8259 lets parsers ignore a byte order mark, and .NET/PowerShell producers write one;
+    orjson refuses it, so the codec drops it rather than dead-lettering the event."""
+    from stream.kafka.codec import decode_input
+
+    ref = RecordRef("t", 0, 0, 0, None, b'\xef\xbb\xbf{"text": "Paris", "id": "bom"}', (), 0)
+    item = decode_input(ref, input_format="json", default_labels=("city",), default_threshold=0.5,
+                        allow_label_override=True, max_labels=5, max_text_chars=500, max_record_bytes=2000)
+    assert (item.text, item.id) == ("Paris", "bom")

@@ -97,6 +97,22 @@ BAD_INPUTS = [
     (orjson.dumps({"text": "ok", "labels": ["person", "\u200b"]}), [], "invalid_label"),
     (orjson.dumps({"text": "ok", "labels": [" ".join(f"w{i}x{j}" for j in range(30)) for i in range(5)]}), [],
      "labels_too_long"),
+    (b"null", [], "schema_violation"),
+    (b"true", [], "schema_violation"),
+    (b'{"TEXT": "ok"}', [], "schema_violation"),
+    (b'{"text": ["ok"]}', [], "schema_violation"),
+    (b'{"text": "ok", "labels": [42]}', [], "schema_violation"),
+    (orjson.dumps({"text": "ok", "labels": ["x" * 201]}), [], "schema_violation"),
+    (b'{"text": "ok", "id": 1.5}', [], "schema_violation"),
+    (b'{"text": "ok", "threshold": -0.1}', [], "schema_violation"),
+    (b'{"text": "ok", "schema": 5}', [], "schema_violation"),
+    (b'{"text": "ok", "threshold": NaN}', [], "invalid_json"),
+    (b'{"text": "ok"', [], "invalid_json"),
+    (b"\x00\x00\x00", [], "invalid_json"),
+    (b'{"text": "\\ud800 lone surrogate"}', [], "invalid_json"),
+    (b'{"text": "caf\xe9"}', [], "invalid_utf8"),
+    (orjson.dumps({"text": "\u00e9" * 501}), [], "text_too_long"),  # characters, not bytes
+    (orjson.dumps({"text": "\u3000\u2003\u00a0"}), [], "empty_text"),  # Unicode spaces only
 ]
 
 
@@ -132,7 +148,7 @@ async def test_bad_input_is_dead_lettered_and_neighbours_processed(kafka_bootstr
         else:
             assert letter["value"]["data"].encode() == value
     assert got == expected
-    assert len({reason for _, _, reason in BAD_INPUTS}) >= 8 and len(BAD_INPUTS) >= 15
+    assert len({reason for _, _, reason in BAD_INPUTS}) >= 9 and len(BAD_INPUTS) >= 38
     assert worker.metric("spanstream_dead_letters_total") == len(BAD_INPUTS)
     assert worker.terminate() == 0
 

@@ -128,3 +128,30 @@ async def test_a_replica_without_partitions_is_ready(kafka_bootstrap, topic_fact
     status, body = idle.http("/v1/extract", {"text": "Ada Lovelace was born in London.", "labels": ["person"]})
     assert status == 200, body
     assert a.terminate() == 0 and b.terminate() == 0
+
+
+async def test_a_rebalance_drains_what_was_taken_before_the_partitions_move(kafka_bootstrap, topic_factory,
+                                                                           worker_factory):
+    """A second replica joins while the first works through a backlog: the first publishes and
+    commits what it took before its partitions move, so the newcomer starts where it stopped
+    (no duplicates), and nothing is lost."""
+    inp, out, dlq = await _topics(topic_factory, 4)
+    config = pipeline_toml("rebalance", inp, out, dlq, max_events=8)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    a = worker_factory(config, group)
+    a.wait_ready()
+    coords = await produce(kafka_bootstrap, inp, _events(800, "r"))
+    await consume(kafka_bootstrap, [out], 50)  # a is busy with the backlog
+    b = worker_factory(config, group)
+    b.wait_ready()
+    records = await consume(kafka_bootstrap, [out, dlq], 800, timeout=120,
+                            until=lambda recs: set(_sources(recs)) >= set(coords))
+    seen = _sources(records)
+    consumed = [a.metric("spanstream_events_consumed_total"), b.metric("spanstream_events_consumed_total")]
+    duplicates = sum(c - 1 for c in seen.values())
+    print(f"REBALANCE: 800 events, {len(set(coords) - set(seen))} lost, {duplicates} duplicates; "
+          f"first replica {consumed[0]:.0f}, newcomer {consumed[1]:.0f}")
+    assert set(seen) >= set(coords)
+    assert consumed[1] > 0, "the newcomer never got partitions"
+    assert duplicates == 0
+    assert a.terminate() == 0 and b.terminate() == 0
