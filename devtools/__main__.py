@@ -1,11 +1,11 @@
-"""``python -m devtools kafka up|down|status``, ``demo`` and ``image build`` (used by the Makefile)."""
+"""``python -m devtools kafka up|down|status``, ``demo``, ``image build`` and ``audit`` (used by the Makefile)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from devtools import demo, docker, kafka
+from devtools import audit, demo, docker, kafka
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     kafka.add_parser(sub)
     demo.add_parser(sub)
     docker.add_parser(sub)
+    audit.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

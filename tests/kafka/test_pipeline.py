@@ -197,3 +197,47 @@ def test_a_utf8_bom_before_a_json_event_is_tolerated():
     item = decode_input(ref, input_format="json", default_labels=("city",), default_threshold=0.5,
                         allow_label_override=True, max_labels=5, max_text_chars=500, max_record_bytes=2000)
     assert (item.text, item.id) == ("Paris", "bom")
+
+
+class PoisonEngine:
+    """The real engine, except that any batch holding a row of a text with "POISON" raises."""
+
+    def __init__(self, engine):
+        self._engine, self._poison = engine, set()
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def prepare(self, texts, labels):
+        prepared = self._engine.prepare(texts, labels)
+        for text, p in zip(texts, prepared):
+            if "POISON" in text:
+                self._poison.update(id(row) for row in p.rows)
+        return prepared
+
+    def run(self, rows):
+        if any(id(row) in self._poison for row in rows):
+            raise RuntimeError("onnxruntime: poisoned row")
+        return self._engine.run(rows)
+
+
+async def test_an_engine_failure_on_one_record_dead_letters_it_and_its_batch_mates_are_published(caplog):
+    sink = MemorySink()
+    sink.gate.set()
+    queue = InferenceQueue(PoisonEngine(load_engine(MODEL, "fp32")), Metrics.create(),
+                           QueueLimits(max_batch_wait_s=0.05))
+    pipeline = StreamPipeline(CFG, queue, sink, queue.metrics)
+    acked: list = []
+
+    async def ack(event):
+        acked.append(event)
+
+    await pipeline.feed([0, 1, 2, 3], _refs(["a", "POISON", "b", "c"]), ack)
+    await pipeline.drain()
+    assert acked == [0, 1, 2, 3]
+    (letter,) = [orjson.loads(r.value) for r in sink.sent if r.topic == "dlq"]
+    assert letter["reason"] == "engine_error" and letter["source"]["offset"] == 1
+    assert "poisoned row" in letter["message"]
+    assert [orjson.loads(r.value)["id"] for r in sink.sent if r.topic == "out"] == ["a", "b", "c"]
+    assert "engine failed on a batch of 4 rows" in caplog.text  # they shared a batch, then ran alone
+    await queue.close()
