@@ -182,8 +182,9 @@ def test_fast_graph_fuses_attention_and_span_head(variant):
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
 def test_fast_graph_rewrites_the_span_head_of_deberta(variant):
-    """DeBERTa's disentangled attention stays as exported (no fused kernel takes it); the span
-    head is still the rewritten one."""
+    """DeBERTa's disentangled attention is not fused (no kernel takes it), but its relative-position
+    scores are narrowed to the offsets a window uses (no ``GatherElements`` over 2·k positions
+    left); the span head is the rewritten one."""
     import onnx
 
     exported = [n.op_type for n in onnx.load(str(extractor("tiny-deberta", variant, "exported").engine.session.path),
@@ -191,6 +192,7 @@ def test_fast_graph_rewrites_the_span_head_of_deberta(variant):
     fast = [n.op_type for n in onnx.load(str(extractor("tiny-deberta", variant, "fast").engine.session.path),
                                             load_external_data=False).graph.node]
     assert "Einsum" in exported and "Einsum" not in fast
+    assert exported.count("GatherElements") >= 2 and "GatherElements" not in fast
 
 
 @pytest.mark.parametrize("model", list(MODELS))
