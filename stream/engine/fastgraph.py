@@ -37,7 +37,7 @@ from stream.engine.graphcache import cache_dir, digest, save_atomically
 from stream.engine.quantize import float_lstm, per_token_activations
 
 log = logging.getLogger(__name__)
-FAST_GRAPH_VERSION = "19"
+FAST_GRAPH_VERSION = "21"
 
 
 class GraphPatternError(Exception):
@@ -307,7 +307,9 @@ def _narrow_relative_scores(nodes, producers, p: str):
     gather those position keys first (``g``: the index's first column reversed, then its first
     row), score [B·H, T, 2T − 1], and turn offsets into key positions with a pad-reshape-slice
     "skew" (Transformer-XL's relative shift) — pure data movement, so every score is the
-    same dot product as before. Rewrites every ``GatherElements(MatMul(A, B), Expand(index))``.
+    same dot product as before. Rewrites every ``GatherElements(MatMul(A, B), Expand(index))``,
+    behind an ``If`` on T: a window longer than k tokens needs more offsets than there are
+    positions, and keeps the exported computation (``bench/deberta_relative.py`` measures both).
     """
     from onnx import helper, numpy_helper
 
@@ -328,7 +330,7 @@ def _narrow_relative_scores(nodes, producers, p: str):
             continue
         q = f"{p}rel{rewritten}/"
         a, b_t = scores.input
-        new_nodes[id(node)] = [
+        narrowed = [
             # g: the position key each offset m = k - q + (T - 1) uses, from the index's edges
             n("Flatten", [expand.input[0]], [q + "idx"], axis=-1),                            # [T, T]
             n("Slice", [q + "idx", p + "rs_0", p + "rs_1", p + "rs_1"], [q + "col0"]),        # [T, 1]
@@ -337,7 +339,7 @@ def _narrow_relative_scores(nodes, producers, p: str):
             n("Slice", [q + "idx", p + "rs_01", p + "rs_1big", p + "rs_axes01"], [q + "row0"]),  # [1, T-1]
             n("Reshape", [q + "row0", p + "rs_m1"], [q + "row0f"]),
             n("Concat", [q + "col0r", q + "row0f"], [q + "g"], axis=0),                       # [2T-1]
-            n("Gather", [b_t, q + "g"], [q + "b_sel"], axis=-1),                              # [BH, d, 2T-1]
+            *_gather_positions(b_t, q, producers),                                            # [BH, d, 2T-1]
             n("MatMul", [a, q + "b_sel"], [q + "z"]),                                         # [BH, T, 2T-1]
             # skew: out[i, j] = z[i, j - i + T - 1]
             n("Shape", [q + "z"], [q + "t"], start=1, end=2),                                 # [T]
@@ -351,7 +353,22 @@ def _narrow_relative_scores(nodes, producers, p: str):
             n("Slice", [q + "flat", q + "start", q + "end", p + "rs_1"], [q + "cut"]),        # [BH, T(2T-1)]
             n("Concat", [p + "rs_0", q + "t", p + "rs_m1"], [q + "shape3"], axis=0),
             n("Reshape", [q + "cut", q + "shape3"], [q + "rows"]),                            # [BH, T, 2T-1]
-            n("Slice", [q + "rows", p + "rs_0", q + "t", p + "rs_2"], [node.output[0]]),      # [BH, T, T]
+            n("Slice", [q + "rows", p + "rs_0", q + "t", p + "rs_2"], [q + "narrowed"]),      # [BH, T, T]
+        ]
+        # as exported, for windows where 2T - 1 offsets are more than the 2k positions (T > k)
+        exported = [n(scores.op_type, list(scores.input), [q + "all_scores"]),
+                    n("Expand", list(expand.input), [q + "all_index"]),
+                    n("GatherElements", [q + "all_scores", q + "all_index"], [q + "exported"], axis=axis)]
+        out_type = helper.make_tensor_value_info
+        new_nodes[id(node)] = [
+            n("Shape", [a], [q + "t_outer"], start=-2, end=-1),
+            n("Mul", [q + "t_outer", p + "rs_2"], [q + "t2_outer"]),
+            n("Shape", [b_t], [q + "positions"], start=-1),                                   # [2k]
+            n("Less", [q + "t2_outer", q + "positions"], [q + "fewer1"]),                     # 2T < 2k + 1
+            n("Squeeze", [q + "fewer1"], [q + "fewer"]),
+            n("If", [q + "fewer"], [node.output[0]],
+              then_branch=helper.make_graph(narrowed, q + "then", [], [out_type(q + "narrowed", 1, None)]),
+              else_branch=helper.make_graph(exported, q + "else", [], [out_type(q + "exported", 1, None)])),
         ]
         rewritten += 1
     if not rewritten:
@@ -360,6 +377,27 @@ def _narrow_relative_scores(nodes, producers, p: str):
     for node in nodes:
         out.extend(new_nodes.get(id(node), [node]))
     return out, consts
+
+
+def _gather_positions(b_t: str, q: str, producers) -> list:
+    """Nodes computing ``q + "b_sel"`` = the position keys ``q + "g"`` picks, laid out as the
+    scores' right operand [BH, d, 2T - 1]. The export feeds ``Transpose(Tile(P, [B, 1, 1]))``;
+    gathering rows of P before the tile (and transposing the small result) moves 2T - 1 rows
+    instead of 512 per (batch, head), and lets onnxruntime fold the transpose into the MatMul."""
+    from onnx import helper
+
+    n = helper.make_node
+    transpose = producers.get(b_t)
+    perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None) if transpose else None
+    if transpose is None or transpose.op_type != "Transpose" or perm != [0, 2, 1]:
+        return [n("Gather", [b_t, q + "g"], [q + "b_sel"], axis=-1)]
+    rows, tile = transpose.input[0], producers.get(transpose.input[0])
+    if tile is not None and tile.op_type == "Tile":
+        return [n("Gather", [tile.input[0], q + "g"], [q + "p_sel"], axis=1),
+                n("Tile", [q + "p_sel", tile.input[1]], [q + "rows_sel"]),
+                n("Transpose", [q + "rows_sel"], [q + "b_sel"], perm=[0, 2, 1])]
+    return [n("Gather", [rows, q + "g"], [q + "rows_sel"], axis=1),
+            n("Transpose", [q + "rows_sel"], [q + "b_sel"], perm=[0, 2, 1])]
 
 
 def _head(p: str, max_width: int):
