@@ -37,7 +37,7 @@ from stream.engine.graphcache import cache_dir, digest, save_atomically
 from stream.engine.quantize import float_lstm, per_token_activations
 
 log = logging.getLogger(__name__)
-FAST_GRAPH_VERSION = "21"
+FAST_GRAPH_VERSION = "18"
 
 
 class GraphPatternError(Exception):
@@ -297,109 +297,6 @@ def _lighten_attention(nodes, producers, inits, p: str):
     return kept, extra_inits
 
 
-def _narrow_relative_scores(nodes, producers, p: str):
-    """DeBERTa's disentangled attention, with only the relative positions a window can use.
-
-    The export scores each query against all 2·k relative-position keys (k = 256 buckets for
-    DeBERTa-v3: ``c2p = Q · K_rᵀ``, [B·H, T, 512]) and then picks one per (query, key) with
-    ``GatherElements`` on an index expanded to [B·H, T, T] int64 (likewise ``p2c`` for keys).
-    The index depends only on the offset q − k, so a window of T tokens needs 2T − 1 of them:
-    gather those position keys first (``g``: the index's first column reversed, then its first
-    row), score [B·H, T, 2T − 1], and turn offsets into key positions with a pad-reshape-slice
-    "skew" (Transformer-XL's relative shift) — pure data movement, so every score is the
-    same dot product as before. Rewrites every ``GatherElements(MatMul(A, B), Expand(index))``,
-    behind an ``If`` on T: a window longer than k tokens needs more offsets than there are
-    positions, and keeps the exported computation (``bench/deberta_relative.py`` measures both).
-    """
-    from onnx import helper, numpy_helper
-
-    n = helper.make_node
-    new_nodes: dict[int, list] = {}
-    consts = [numpy_helper.from_array(np.array(v, dtype=np.int64), p + name) for name, v in (
-        ("rs_0", [0]), ("rs_1", [1]), ("rs_2", [2]), ("rs_m1", [-1]), ("rs_big", [2**62]), ("rs_negbig", [-(2**62)]),
-        ("rs_pad", [0, 0, 0, 0, 0, 1]), ("rs_keep_flat", [0, -1]), ("rs_axes01", [0, 1]), ("rs_01", [0, 1]),
-        ("rs_1big", [1, 2**62]))]
-    rewritten = 0
-    for node in nodes:
-        if node.op_type != "GatherElements":
-            continue
-        scores, expand = producers.get(node.input[0]), producers.get(node.input[1])
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        if scores is None or expand is None or scores.op_type != "MatMul" or expand.op_type != "Expand" \
-                or axis not in (-1, 2):
-            continue
-        q = f"{p}rel{rewritten}/"
-        a, b_t = scores.input
-        narrowed = [
-            # g: the position key each offset m = k - q + (T - 1) uses, from the index's edges
-            n("Flatten", [expand.input[0]], [q + "idx"], axis=-1),                            # [T, T]
-            n("Slice", [q + "idx", p + "rs_0", p + "rs_1", p + "rs_1"], [q + "col0"]),        # [T, 1]
-            n("Reshape", [q + "col0", p + "rs_m1"], [q + "col0f"]),
-            n("Slice", [q + "col0f", p + "rs_m1", p + "rs_negbig", p + "rs_0", p + "rs_m1"], [q + "col0r"]),
-            n("Slice", [q + "idx", p + "rs_01", p + "rs_1big", p + "rs_axes01"], [q + "row0"]),  # [1, T-1]
-            n("Reshape", [q + "row0", p + "rs_m1"], [q + "row0f"]),
-            n("Concat", [q + "col0r", q + "row0f"], [q + "g"], axis=0),                       # [2T-1]
-            *_gather_positions(b_t, q, producers),                                            # [BH, d, 2T-1]
-            n("MatMul", [a, q + "b_sel"], [q + "z"]),                                         # [BH, T, 2T-1]
-            # skew: out[i, j] = z[i, j - i + T - 1]
-            n("Shape", [q + "z"], [q + "t"], start=1, end=2),                                 # [T]
-            n("Pad", [q + "z", p + "rs_pad"], [q + "zp"]),                                    # [BH, T, 2T]
-            n("Reshape", [q + "zp", p + "rs_keep_flat"], [q + "flat"]),                       # [BH, 2T·T]
-            n("Sub", [q + "t", p + "rs_1"], [q + "start"]),
-            n("Mul", [q + "t", p + "rs_2"], [q + "t2"]),
-            n("Sub", [q + "t2", p + "rs_1"], [q + "w"]),                                      # 2T - 1
-            n("Mul", [q + "t", q + "w"], [q + "len"]),
-            n("Add", [q + "start", q + "len"], [q + "end"]),
-            n("Slice", [q + "flat", q + "start", q + "end", p + "rs_1"], [q + "cut"]),        # [BH, T(2T-1)]
-            n("Concat", [p + "rs_0", q + "t", p + "rs_m1"], [q + "shape3"], axis=0),
-            n("Reshape", [q + "cut", q + "shape3"], [q + "rows"]),                            # [BH, T, 2T-1]
-            n("Slice", [q + "rows", p + "rs_0", q + "t", p + "rs_2"], [q + "narrowed"]),      # [BH, T, T]
-        ]
-        # as exported, for windows where 2T - 1 offsets are more than the 2k positions (T > k)
-        exported = [n(scores.op_type, list(scores.input), [q + "all_scores"]),
-                    n("Expand", list(expand.input), [q + "all_index"]),
-                    n("GatherElements", [q + "all_scores", q + "all_index"], [q + "exported"], axis=axis)]
-        out_type = helper.make_tensor_value_info
-        new_nodes[id(node)] = [
-            n("Shape", [a], [q + "t_outer"], start=-2, end=-1),
-            n("Mul", [q + "t_outer", p + "rs_2"], [q + "t2_outer"]),
-            n("Shape", [b_t], [q + "positions"], start=-1),                                   # [2k]
-            n("Less", [q + "t2_outer", q + "positions"], [q + "fewer1"]),                     # 2T < 2k + 1
-            n("Squeeze", [q + "fewer1"], [q + "fewer"]),
-            n("If", [q + "fewer"], [node.output[0]],
-              then_branch=helper.make_graph(narrowed, q + "then", [], [out_type(q + "narrowed", 1, None)]),
-              else_branch=helper.make_graph(exported, q + "else", [], [out_type(q + "exported", 1, None)])),
-        ]
-        rewritten += 1
-    if not rewritten:
-        return nodes, []
-    out = []
-    for node in nodes:
-        out.extend(new_nodes.get(id(node), [node]))
-    return out, consts
-
-
-def _gather_positions(b_t: str, q: str, producers) -> list:
-    """Nodes computing ``q + "b_sel"`` = the position keys ``q + "g"`` picks, laid out as the
-    scores' right operand [BH, d, 2T - 1]. The export feeds ``Transpose(Tile(P, [B, 1, 1]))``;
-    gathering rows of P before the tile (and transposing the small result) moves 2T - 1 rows
-    instead of 512 per (batch, head), and lets onnxruntime fold the transpose into the MatMul."""
-    from onnx import helper
-
-    n = helper.make_node
-    transpose = producers.get(b_t)
-    perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), None) if transpose else None
-    if transpose is None or transpose.op_type != "Transpose" or perm != [0, 2, 1]:
-        return [n("Gather", [b_t, q + "g"], [q + "b_sel"], axis=-1)]
-    rows, tile = transpose.input[0], producers.get(transpose.input[0])
-    if tile is not None and tile.op_type == "Tile":
-        return [n("Gather", [tile.input[0], q + "g"], [q + "p_sel"], axis=1),
-                n("Tile", [q + "p_sel", tile.input[1]], [q + "rows_sel"]),
-                n("Transpose", [q + "rows_sel"], [q + "b_sel"], perm=[0, 2, 1])]
-    return [n("Gather", [rows, q + "g"], [q + "rows_sel"], axis=1),
-            n("Transpose", [q + "rows_sel"], [q + "b_sel"], perm=[0, 2, 1])]
-
-
 def _head(p: str, max_width: int):
     """Span logits one width at a time, as ``max(A_i, -B_j)·Q - (-B_j)·Q + r``.
 
@@ -495,8 +392,6 @@ def rewrite(src: Path, max_width: int):
         attention_nodes = []
         kept, mask_inits = _lighten_attention(kept, producers, inits, p)
         new_inits += mask_inits
-        kept, rel_inits = _narrow_relative_scores(kept, producers, p)
-        new_inits += rel_inits
     all_nodes = kept + attention_nodes + new_nodes
     # keep only what 'logits' needs
     by_output = {o: node for node in all_nodes for o in node.output}
