@@ -184,8 +184,6 @@ class InferenceQueue:
             return future
         prepared = await loop.run_in_executor(self._prepare_pool, self._prepare, texts, labels)
         request = _Request([], 0, future, len(texts))
-        self._live.add(request)
-        future.add_done_callback(lambda _: self._live.discard(request))
         for p, prm in zip(prepared, params):
             text = _Text(None if isinstance(p, SpanstreamError) else p, prm, request)
             if isinstance(p, SpanstreamError):
@@ -195,7 +193,9 @@ class InferenceQueue:
                 text.remaining = len(p.rows)
                 request.tokens += p.tokens
             request.texts.append(text)
-        await self._make_room(len(texts), request.tokens, wait)
+        await self._make_room(len(texts), request.tokens, wait)  # a refusal leaves no reference behind
+        self._live.add(request)
+        future.add_done_callback(lambda _: self._live.discard(request))
         finished = [t for t in request.texts if t.remaining == 0]
         self._queued_texts += len(texts) - len(finished)
         self._queued_tokens += request.tokens

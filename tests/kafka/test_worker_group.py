@@ -140,7 +140,9 @@ async def test_a_rebalance_drains_what_was_taken_before_the_partitions_move(kafk
     group = f"g-{uuid.uuid4().hex[:8]}"
     a = worker_factory(config, group)
     a.wait_ready()
-    coords = await produce(kafka_bootstrap, inp, _events(800, "r"))
+    paragraph = " ".join(SENTENCES * 6)  # slow enough that the backlog outlasts the newcomer's start
+    coords = await produce(kafka_bootstrap, inp, [(f"k{i}".encode(), orjson.dumps({"id": f"r-{i}", "text": paragraph}),
+                                                   []) for i in range(800)])
     await consume(kafka_bootstrap, [out], 50)  # a is busy with the backlog
     b = worker_factory(config, group)
     b.wait_ready()

@@ -120,6 +120,27 @@ async def test_a_full_queue_refuses_at_once_when_told_not_to_wait(engine):
         await queue.close()
 
 
+async def test_a_refused_request_leaves_nothing_behind(engine):
+    """A 429'd request's prepared texts are garbage once it is refused: a flood of refusals must
+    not grow memory (each refusal used to stay referenced by the queue forever)."""
+    import gc
+
+    queue = InferenceQueue(RecordingEngine(engine), Metrics.create(),
+                           QueueLimits(max_batch_wait_s=0.3, max_queue_tokens=40))
+    try:
+        first = await queue.admit(_texts(2), [LABELS] * 2, [PARAMS] * 2)
+        for _ in range(20):
+            with pytest.raises(EngineOverloaded):
+                await queue.admit(_texts(3), [LABELS] * 3, [PARAMS] * 3, wait=False)
+        await first
+        gc.collect()
+        alive = [o for o in gc.get_objects() if type(o).__name__ == "_Request"
+                 and type(o).__module__ == "stream.serving.queue"]
+        assert len(alive) <= 1, f"{len(alive)} requests still referenced"
+    finally:
+        await queue.close()
+
+
 async def test_requests_waiting_when_the_loop_dies_fail_instead_of_hanging(engine):
     from stream.errors import EngineStopped
 
