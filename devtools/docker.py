@@ -37,6 +37,8 @@ class Docker:
     """The docker CLI pointed at one engine (``DOCKER_HOST``)."""
 
     host: str
+    started_here: bool = False
+    "True when ``ensure_daemon`` started this engine (``stop_daemon`` then stops it)."
 
     @property
     def env(self) -> dict[str, str]:
@@ -84,15 +86,21 @@ def ensure_daemon() -> Docker:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if docker.answers():
-            return docker
+            return Docker(docker.host, started_here=True)
         time.sleep(0.5)
     raise RuntimeError(f"dockerd did not answer within 60 s; see {base / 'dockerd.log'}")
 
 
-def stop_daemon() -> None:
+def stop_daemon(timeout: float = 30) -> None:
+    """Stop the private dockerd (its image cache stays in the data root for the next start)."""
     pidfile = state_dir() / "docker" / "dockerd.pid"
-    if pidfile.exists():
-        subprocess.run(["kill", pidfile.read_text().strip()], check=False)
+    if not pidfile.exists():
+        return
+    pid = pidfile.read_text().strip()
+    subprocess.run(["kill", pid], check=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.2)
 
 
 def _debian_mirror() -> str:

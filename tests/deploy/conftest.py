@@ -12,7 +12,7 @@ TAG = "spanstream:test"
 
 
 @pytest.fixture(scope="session")
-def docker(tmp_path_factory) -> dk.Docker:
+def docker(tmp_path_factory):
     engine = dk.ensure_daemon()
     log_path = tmp_path_factory.mktemp("image") / "build.log"
     started = time.monotonic()
@@ -24,4 +24,6 @@ def docker(tmp_path_factory) -> dk.Docker:
             raise RuntimeError(f"{exc}:\n{log_path.read_text(errors='replace')[-4000:]}") from None
     print(f"\nimage {TAG}: bases {how}, {dk.image_size_mb(engine, TAG):.0f} MB, "
           f"ready in {time.monotonic() - started:.0f} s")
-    return engine
+    yield engine
+    if engine.started_here:  # leave the machine as found; the image cache stays on disk
+        dk.stop_daemon()
