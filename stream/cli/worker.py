@@ -67,6 +67,20 @@ def consumer_ready(app) -> tuple[bool, str, dict]:
     return True, f"consumer running; {len(assignment)} partitions assigned", details
 
 
+def _exit_after(seconds: float) -> None:
+    """The whole shutdown (drain, faust's commit and group leave, producer flush) gets
+    ``drain_timeout_s``; past it the process exits non-zero without committing more (Kafka
+    redelivers), before an orchestrator's SIGKILL could land mid-commit. faust's own shutdown has
+    no bound: with a broker that stopped answering it waited for minutes."""
+    import threading
+
+    from stream.kafka.pipeline import fatal
+
+    timer = threading.Timer(seconds, fatal, [f"shutdown did not finish within drain_timeout_s={seconds:g}"])
+    timer.daemon = True
+    timer.start()
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         app, runtime = build_worker(args)
@@ -79,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         def _on_sigterm(self) -> None:
             if runtime.api is not None:
                 runtime.api.draining = True  # /readyz → 503 while in-flight batches drain
+            _exit_after(runtime.settings.drain_timeout_s)
             super()._on_sigterm()
 
         def _shutdown_loop(self) -> None:

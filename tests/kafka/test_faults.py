@@ -196,6 +196,39 @@ async def test_a_broker_restart_under_a_running_worker_loses_nothing(tmp_path):
         cluster.stop()
 
 
+async def test_sigterm_with_a_broker_that_stopped_answering_exits_within_the_drain_budget(tmp_path):
+    """Shutdown commits and leaves the group; a broker frozen by SIGSTOP answers neither. The
+    worker must still be gone within ``drain_timeout_s`` (non-zero: it could not commit; Kafka
+    redelivers), not wait until the orchestrator's SIGKILL."""
+    cluster = KafkaCluster.create(tmp_path / "kafka", size=1)
+    cluster.start()
+    worker = None
+    try:
+        bootstrap = cluster.bootstrap
+        inp, out, dlq = await _topics(bootstrap)
+        worker = WorkerProc(tmp_path / "w", bootstrap, pipeline_toml("frozen", inp, out, dlq),
+                            f"g-{uuid.uuid4().hex[:8]}", env={"SPANSTREAM_DRAIN_TIMEOUT_S": "6"}).start()
+        worker.wait_ready()
+        await produce(bootstrap, inp, _events(50, "f"))
+        await consume(bootstrap, [out], 50)
+        cluster.node(1).signal(signal.SIGSTOP)
+        started = time.monotonic()
+        worker.proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.to_thread(worker.proc.wait, 30)
+        except Exception:
+            code = None
+        seconds = time.monotonic() - started
+        print(f"FAULT SIGTERM with a frozen broker: exit {code} after {seconds:.1f} s (drain budget 6 s)")
+        assert code is not None and code != 0, worker.tail()
+        assert seconds < 12, seconds
+    finally:
+        cluster.node(1).signal(signal.SIGCONT)
+        if worker and worker.proc.poll() is None:
+            worker.kill()
+        cluster.stop()
+
+
 @pytest.mark.cluster
 async def test_killing_the_partition_leader_of_a_three_node_cluster_loses_nothing(kafka_cluster3, tmp_path):
     bootstrap = kafka_cluster3.bootstrap

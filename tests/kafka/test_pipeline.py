@@ -241,3 +241,31 @@ async def test_an_engine_failure_on_one_record_dead_letters_it_and_its_batch_mat
     assert [orjson.loads(r.value)["id"] for r in sink.sent if r.topic == "out"] == ["a", "b", "c"]
     assert "engine failed on a batch of 4 rows" in caplog.text  # they shared a batch, then ran alone
     await queue.close()
+
+
+async def test_the_lag_gauge_skips_a_partition_revoked_while_it_runs():
+    """Seen in the SIGSTOP fault test: a rebalance revoked a partition between ``assignment()``
+    and ``position()``, aiokafka raised IllegalStateError inside faust's timer, and the
+    surviving worker crashed."""
+    from aiokafka.errors import IllegalStateError
+    from aiokafka.structs import TopicPartition
+
+    from stream.kafka.lag import current_lag
+
+    kept, revoked = TopicPartition("in", 0), TopicPartition("in", 1)
+
+    class Consumer:
+        _committed_offset: dict = {}
+
+        def assignment(self):
+            return {kept, revoked}
+
+        async def highwaters(self, *tps):
+            return {kept: 10, revoked: 20}
+
+        async def position(self, tp):
+            if tp == revoked:
+                raise IllegalStateError(f"Partition {tp} is not assigned")
+            return 4
+
+    assert await current_lag(Consumer()) == {("in", 0): 6}

@@ -120,6 +120,11 @@ async def test_a_full_queue_refuses_at_once_when_told_not_to_wait(engine):
         await queue.close()
 
 
+def _requests_alive() -> int:
+    return sum(1 for o in __import__("gc").get_objects()
+               if type(o).__name__ == "_Request" and type(o).__module__ == "stream.serving.queue")
+
+
 async def test_a_refused_request_leaves_nothing_behind(engine):
     """A 429'd request's prepared texts are garbage once it is refused: a flood of refusals must
     not grow memory (each refusal used to stay referenced by the queue forever)."""
@@ -129,14 +134,14 @@ async def test_a_refused_request_leaves_nothing_behind(engine):
                            QueueLimits(max_batch_wait_s=0.3, max_queue_tokens=40))
     try:
         first = await queue.admit(_texts(2), [LABELS] * 2, [PARAMS] * 2)
+        gc.collect()
+        before = _requests_alive()
         for _ in range(20):
             with pytest.raises(EngineOverloaded):
                 await queue.admit(_texts(3), [LABELS] * 3, [PARAMS] * 3, wait=False)
         await first
         gc.collect()
-        alive = [o for o in gc.get_objects() if type(o).__name__ == "_Request"
-                 and type(o).__module__ == "stream.serving.queue"]
-        assert len(alive) <= 1, f"{len(alive)} requests still referenced"
+        assert _requests_alive() - before <= 0, "refused requests are still referenced"
     finally:
         await queue.close()
 
