@@ -45,8 +45,7 @@ def test_the_api_server_accepts_the_render_under_pod_security_restricted(api, tm
 
 def test_the_api_server_refuses_a_pod_that_breaks_restricted(api, tmp_path):
     """Negative control: without the chart's securityContext the same namespace refuses the pods."""
-    docs = render(tmp_path, {"podSecurityContext": {"seccompProfile": None}})
-    del docs  # render wrote rendered.yaml
+    render(tmp_path, {"podSecurityContext": {"seccompProfile": None}})  # writes rendered.yaml
     ns = f"nlp-{uuid.uuid4().hex[:6]}"
     api.kubectl("create", "namespace", ns)
     api.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/warn=restricted")
