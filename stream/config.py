@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     config`` prints the effective values, secrets masked). Each description says the trade-off."""
 
     model_config = SettingsConfigDict(env_prefix="SPANSTREAM_", frozen=True, extra="ignore")
+    # (extra="ignore" only because pydantic-settings cannot forbid unknown *environment* keys without
+    # also refusing unrelated variables; ``unknown_environment`` refuses SPANSTREAM_* typos instead.)
 
     # Kafka connection and consumer group
     kafka_bootstrap: str = Field(default_factory=lambda: os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
@@ -150,6 +152,10 @@ class Settings(BaseSettings):
     max_unacked_events: int = Field(1024, ge=1, description="records per pipeline between take and ack: more "
                                     "keeps the engine busier across slow publishes, costs memory and replays "
                                     "more after a crash")
+    max_inflight_bytes: int | None = Field(None, ge=1_048_576, description="bytes of record values a worker holds "
+                                           "between fetch and ack: half for faust's prefetch buffers, half for the "
+                                           "records each pipeline has taken. Default: a quarter of the memory "
+                                           "limit (cgroup, else RAM), at most 512 MiB")
 
     # Model and engine
     model_path: Path | str | None = Field(None, description="model folder or hf://org/name; default: the "
@@ -222,6 +228,26 @@ class Settings(BaseSettings):
                     raise ValueError(f"SPANSTREAM_{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
         return values
 
+    @property
+    def inflight_bytes(self) -> int:
+        """``max_inflight_bytes``, or its default from the pod's memory."""
+        if self.max_inflight_bytes is not None:
+            return self.max_inflight_bytes
+        return max(16 * 2**20, min(512 * 2**20, memory_limit() // 4))
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Settings":
+        if self.heartbeat_interval_s * 3 > self.session_timeout_s:
+            raise ValueError(f"SPANSTREAM_HEARTBEAT_INTERVAL_S ({self.heartbeat_interval_s:g}) must be at most a third "
+                             f"of SPANSTREAM_SESSION_TIMEOUT_S ({self.session_timeout_s:g}), as Kafka advises")
+        if self.max_queue_texts < self.max_batch_rows:
+            raise ValueError(f"SPANSTREAM_MAX_QUEUE_TEXTS ({self.max_queue_texts}) must be at least "
+                             f"SPANSTREAM_MAX_BATCH_ROWS ({self.max_batch_rows}): batches could never fill")
+        if self.max_queue_tokens < self.max_batch_tokens:
+            raise ValueError(f"SPANSTREAM_MAX_QUEUE_TOKENS ({self.max_queue_tokens}) must be at least "
+                             f"SPANSTREAM_MAX_BATCH_TOKENS ({self.max_batch_tokens})")
+        return self
+
     @model_validator(mode="after")
     def _drain(self) -> "Settings":
         if self.drain_seconds >= self.drain_timeout_s:
@@ -234,10 +260,37 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_mechanism and
                                                                       self.kafka_sasl_username):
             raise ValueError("SASL needs SPANSTREAM_KAFKA_SASL_MECHANISM and SPANSTREAM_KAFKA_SASL_USERNAME")
+        if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_password:
+            raise ValueError("SASL needs SPANSTREAM_KAFKA_SASL_PASSWORD (or SPANSTREAM_KAFKA_SASL_PASSWORD_FILE)")
         return self
 
 
 SECRET_FIELDS = ("kafka_sasl_password", "kafka_ssl_key_password", "http_auth_token")
+
+
+def memory_limit() -> int:
+    """Bytes of memory this process may use: the cgroup (v2 or v1) limit, else physical RAM."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 2**60:
+            return int(raw)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def unknown_environment(environ=None) -> list[str]:
+    """``SPANSTREAM_*`` variables that name no setting (typos), sorted."""
+    environ = os.environ if environ is None else environ
+    known = {f"SPANSTREAM_{name.upper()}" for name in Settings.model_fields}
+    known |= {f"SPANSTREAM_{name.upper()}_FILE" for name in SECRET_FIELDS}
+    known |= EXTRA_ENVIRONMENT
+    return sorted(k for k in environ if k.startswith("SPANSTREAM_") and k not in known)
+
+
+EXTRA_ENVIRONMENT = {"SPANSTREAM_HELM", "SPANSTREAM_TEST_DOCKER", "SPANSTREAM_DEPLOY_DIR"}
+"Variables read outside the settings model (test and tooling switches); never refused."
 
 
 def _format(exc: ValidationError, prefix: str = "") -> str:
@@ -249,6 +302,14 @@ def _format(exc: ValidationError, prefix: str = "") -> str:
 
 
 def load_settings(**overrides) -> Settings:
+    unknown = unknown_environment()
+    if unknown:
+        import difflib
+
+        known = [f"SPANSTREAM_{name.upper()}" for name in Settings.model_fields]
+        hints = [f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, 1)) else k
+                 for k in unknown]
+        raise ConfigError(f"invalid settings: unknown variables {', '.join(hints)}")
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:

@@ -7,7 +7,7 @@ the HTTP API. Nothing else constructs them; the CLI modules only start and stop 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,19 @@ if TYPE_CHECKING:  # kafka and http load only when a worker or HTTP is configure
     from stream.kafka.publisher import Publisher
 
 __all__ = ["Runtime", "build_runtime", "http_limits", "queue_limits"]
+
+
+def limit_blas_threads(threads: int | None) -> int:
+    """numpy's BLAS (and any OpenMP pool) gets the threads onnxruntime gets: the CPU quota, or
+    ``inference_threads``. Left alone, OpenBLAS starts one thread per core of the *node*: on a
+    2-CPU pod of a 64-core node, 64 threads contend for 2 CPUs in every head's matmul."""
+    from threadpoolctl import threadpool_limits
+
+    from stream.engine.session import cpu_quota
+
+    n = threads or cpu_quota()
+    threadpool_limits(limits=n)
+    return n
 
 
 def queue_limits(settings: Settings) -> QueueLimits:
@@ -62,9 +75,11 @@ class Runtime:
 
 def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), *,
                   ready: Callable[[], tuple[bool, str]] | None = None,
-                  default_labels: Sequence[str] = ()) -> Runtime:
-    """Load every model (before touching Kafka or opening a port) and wire the parts."""
+                  default_labels: Sequence[str] = (), record_limits: Mapping[str, int] | None = None) -> Runtime:
+    """Load every model (before opening a port) and wire the parts. ``record_limits``: the largest
+    record each output topic takes (``kafka.topics.check_output_topics``)."""
     metrics = Metrics.create()
+    limit_blas_threads(settings.inference_threads)
     limits = queue_limits(settings)
     by_engine: dict[int, InferenceQueue] = {}
 
@@ -98,8 +113,12 @@ def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), 
                 raise ConfigError(f"pipelines[{i}].{key} (pipeline {cfg.name!r}): {exc.message}") from None
         streams = [StreamPipeline(cfg, queue_for(cfg.model), publisher, metrics, model_version=settings.model_version,
                                   max_unacked_events=settings.max_unacked_events,
+                                  max_unacked_bytes=settings.inflight_bytes // 2,
                                   publish_timeout_s=settings.publish_timeout_s,
-                                  drain_timeout_s=settings.drain_timeout_s) for cfg in pipelines]
+                                  drain_timeout_s=settings.drain_timeout_s,
+                                  **({"dead_letter_max_bytes": record_limits[cfg.dead_letter_topic]}
+                                     if record_limits and cfg.dead_letter_topic in record_limits else {}))
+                   for cfg in pipelines]
     default_queue = queue_for(None) if not streams else streams[0].queue
     api = None
     if settings.http_enabled:

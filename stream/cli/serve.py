@@ -36,7 +36,7 @@ async def serve(args: argparse.Namespace) -> int:
     api.install(app)
     # in-flight requests may finish within what is left of the drain budget once the listener closes
     runner = http_runner(app, HttpTimeouts(settings.http_header_timeout_s, settings.http_keepalive_timeout_s),
-                         access_log=None, shutdown_timeout=settings.drain_timeout_s - settings.drain_seconds)
+                         on_refused=api.count_refused, access_log=None, shutdown_timeout=settings.drain_timeout_s - settings.drain_seconds)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

@@ -38,16 +38,19 @@ def build_worker(args: argparse.Namespace):
     if settings.config is None:
         raise ConfigError("no pipelines: pass --config FILE or set SPANSTREAM_CONFIG")
     pipelines = load_pipelines(settings.config)
+    from stream.kafka.topics import check_output_topics
+
+    record_limits = check_output_topics(settings, pipelines)  # a typo'd topic stops the start, key named
     app = None
     runtime = build_runtime(settings, pipelines, ready=lambda: consumer_ready(app),
-                            default_labels=pipelines[0].labels)
+                            default_labels=pipelines[0].labels, record_limits=record_limits)
     app = build_app(settings, list(runtime.pipelines))
     if runtime.api is not None:
         runtime.api.install(app.web.web_app)
         # faust's web server, with the head deadline and keep-alive bound serve has
         app.web._runner = http_runner(app.web.web_app, HttpTimeouts(settings.http_header_timeout_s,
                                                                     settings.http_keepalive_timeout_s),
-                                      access_log=None)
+                                      on_refused=runtime.api.count_refused, access_log=None)
     return app, runtime
 
 

@@ -124,8 +124,11 @@ class GlinerSpanEngine:
         return build_feed(rows, self.max_width, self.encoder.pad_id)
 
     def run(self, rows: list[Row]) -> list[np.ndarray]:
-        """One ONNX call; the logits of each row, float32 [W, K, C]."""
-        return list(self.session.run(self.feed(rows))[0])
+        """One ONNX call; the logits of each row, float32 [W, K, C] over the row's own words. Each
+        is a copy, not a view of the batch array: a long text's windows wait across batches, and a
+        view would keep its whole (padded) batch alive until the last window is done."""
+        logits = self.session.run(self.feed(rows))[0]
+        return [logits[i, :row.num_words].copy() for i, row in enumerate(rows)]
 
     def decode(self, prepared: Prepared, logits: list[np.ndarray], params: DecodeParams) -> Extraction:
         """Row logits (one per window, in row order) → the text's entities."""

@@ -8,6 +8,7 @@ table (``http.status.STATUS``).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -33,6 +34,15 @@ from stream.http.status import (
 from stream.metrics import Metrics
 from stream.schemas import OPENAPI
 from stream.serving.queue import InferenceQueue
+
+
+CLIENT_CLOSED = 499
+"What the request counter says for a request whose client disconnected before the answer (nginx's code)."
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 class Api:
@@ -70,17 +80,30 @@ class Api:
             self.metrics.http_requests.labels("unmatched", str(response.status)).inc()
             return response
 
+    def count_refused(self, status: int) -> None:
+        """A request aiohttp's own parser refused (bad request line, headers, framing)."""
+        self.metrics.http_requests.labels("unparsed", str(status)).inc()
+
     def _instrument(self, route: str, handler: Callable) -> Callable:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             try:
                 response = await handler(request)
+            except asyncio.CancelledError:  # the client went away (aiohttp cancels the handler)
+                self._count(route, CLIENT_CLOSED, started)
+                raise
             except Exception as exc:
+                if _client_gone(request):  # e.g. a body cut off mid-way: the client's doing, not a 5xx
+                    self._count(route, CLIENT_CLOSED, started)
+                    raise
                 response = error_response(exc)
-            self.metrics.http_requests.labels(route, str(response.status)).inc()
-            self.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
+            self._count(route, response.status, started)
             return response
         return wrapped
+
+    def _count(self, route: str, status: int, started: float) -> None:
+        self.metrics.http_requests.labels(route, str(status)).inc()
+        self.metrics.http_request_seconds.labels(route).observe(time.perf_counter() - started)
 
     def _authorize(self, request: web.Request) -> None:
         if self._auth is not None and not hmac.compare_digest(

@@ -1,6 +1,8 @@
 """The aiohttp runner both ``serve`` and the worker (faust's web server) listen with: aiohttp's,
-plus a deadline for the request head, a bounded keep-alive, and JSON bodies for the errors
-aiohttp's own HTTP parser answers.
+plus a deadline for the request head, a bounded keep-alive, JSON bodies for the errors aiohttp's
+own HTTP parser answers (counted like every other response, through ``on_refused``), and handler
+cancellation when the client disconnects (aiohttp ≥ 3.9 has it off by default), so a request whose
+client has gone stops costing compute: its queued rows are dropped.
 
 aiohttp closes a keep-alive connection that stays idle between requests (``keepalive_timeout``,
 3630 s by default) but puts no limit on a connection whose first request head never completes, so
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from http import HTTPStatus
+from collections.abc import Callable
 from typing import NamedTuple
 
 import orjson
@@ -41,9 +44,10 @@ class _HeadDeadlineHandler(RequestHandler):
     connection opening; later requests on the connection are bounded by the keep-alive timeout
     (aiohttp closes a connection still waiting for a whole head when it fires)."""
 
-    def __init__(self, manager, *, head_timeout: float, **kwargs):
+    def __init__(self, manager, *, head_timeout: float, on_refused: Callable[[int], None] | None = None, **kwargs):
         super().__init__(manager, **kwargs)
         self._head_timeout = head_timeout
+        self._on_refused = on_refused
         self._head_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
@@ -71,6 +75,8 @@ class _HeadDeadlineHandler(RequestHandler):
         response = json_response({"error": {"type": HTTP_KINDS.get(status, "internal" if status >= 500 else "http"),
                                             "message": text}}, status)
         response.force_close()
+        if self._on_refused is not None:
+            self._on_refused(status)
         return response
 
     def _head_expired(self) -> None:
@@ -83,23 +89,30 @@ class _HeadDeadlineHandler(RequestHandler):
 
 class _HeadDeadlineServer(web.Server):
     head_timeout: float
+    on_refused: Callable[[int], None] | None
 
     def __call__(self) -> RequestHandler:
-        return _HeadDeadlineHandler(self, loop=self._loop, head_timeout=self.head_timeout, **self._kwargs)
+        return _HeadDeadlineHandler(self, loop=self._loop, head_timeout=self.head_timeout,
+                                    on_refused=self.on_refused, **self._kwargs)
 
 
 class _Runner(web.AppRunner):
-    def __init__(self, app: web.Application, timeouts: HttpTimeouts, **kwargs):
-        super().__init__(app, keepalive_timeout=timeouts.keepalive_timeout_s, **kwargs)
+    def __init__(self, app: web.Application, timeouts: HttpTimeouts,
+                 on_refused: Callable[[int], None] | None = None, **kwargs):
+        super().__init__(app, keepalive_timeout=timeouts.keepalive_timeout_s, handler_cancellation=True, **kwargs)
         self._head_timeout = timeouts.header_timeout_s
+        self._on_refused = on_refused
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         server.__class__ = _HeadDeadlineServer
         server.head_timeout = self._head_timeout
+        server.on_refused = self._on_refused
         return server
 
 
-def runner(app: web.Application, timeouts: HttpTimeouts, **kwargs) -> web.AppRunner:
-    """``web.AppRunner(app, **kwargs)`` with the head deadline and keep-alive bound of ``timeouts``."""
-    return _Runner(app, timeouts, **kwargs)
+def runner(app: web.Application, timeouts: HttpTimeouts, on_refused: Callable[[int], None] | None = None,
+           **kwargs) -> web.AppRunner:
+    """``web.AppRunner(app, **kwargs)`` with the head deadline and keep-alive bound of ``timeouts``;
+    ``on_refused(status)`` is called for each request aiohttp's parser refuses."""
+    return _Runner(app, timeouts, on_refused, **kwargs)

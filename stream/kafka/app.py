@@ -40,6 +40,13 @@ def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip())
 
 
+def prefetch_records(settings: Settings, pipelines: list[StreamPipeline]) -> int:
+    """faust's per-stream buffer (``stream_buffer_maxsize``, 4,096 records by default) bounded by
+    bytes: half of ``max_inflight_bytes`` in records of the largest size a pipeline accepts."""
+    largest = max((p.cfg.max_record_bytes for p in pipelines), default=1_048_576)
+    return max(1, settings.inflight_bytes // 2 // largest)
+
+
 def build_app(settings: Settings, pipelines: list[StreamPipeline]):
     import faust
 
@@ -56,6 +63,7 @@ def build_app(settings: Settings, pipelines: list[StreamPipeline]):
         web_application_options={"client_max_size": 8 * 1024 * 1024},
         consumer_auto_offset_reset=settings.auto_offset_reset,
         consumer_group_instance_id=settings.group_instance_id,
+        stream_buffer_maxsize=prefetch_records(settings, pipelines),
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=settings.http_enabled,

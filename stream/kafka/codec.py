@@ -1,12 +1,15 @@
 """Bytes ↔ records. Input validation raises ``InvalidInput`` with a stable reason code;
-JSON Schemas from ``schemas/`` are compiled once."""
+JSON Schemas from ``schemas/`` are compiled once. A dead letter always fits the topic it goes to
+(``fit_dead_letter``)."""
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+import json
+from typing import Any, NamedTuple
 
 import orjson
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from stream.engine import Entity, Extraction, ModelInfo
 from stream.engine.gliner2.schema import Schema, parse_schema, schema_size
@@ -56,6 +59,8 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
             schema = parse_schema(obj["schema"], "schema")
         threshold = float(obj.get("threshold", threshold))
         ident = obj.get("id", ident)
+        if isinstance(ident, float):  # orjson reads integers beyond 64 bits (and 1e3) as floats
+            ident = _exact_id(raw_text.removeprefix("\ufeff"))
         metadata = obj.get("metadata", MISSING)
     if not text.strip():
         raise InvalidInput("empty_text", "text is empty or whitespace only")
@@ -65,6 +70,17 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
     if asked > max_labels:
         raise InvalidInput("too_many_labels", f"{asked} labels > max_labels={max_labels}")
     return TextItem(ref, ident, text, labels, threshold, metadata, schema)
+
+
+def _literal(token: str) -> orjson.Fragment:
+    return orjson.Fragment(token.encode())
+
+
+def _exact_id(text: str) -> orjson.Fragment:
+    """The event's ``id`` number exactly as written (``123456789012345678901234567890``, ``1e3``):
+    ids are how users join results back, so they round-trip byte for byte. Only read this way
+    when orjson turned the id into a float (rare), since the standard library parser is slower."""
+    return json.loads(text, parse_int=_literal, parse_float=_literal)["id"]
 
 
 def _event(item: TextItem, body: dict[str, Any], model: Any, model_version: str, inference_ms: float,
@@ -113,12 +129,51 @@ def _bytes(data: bytes | None) -> dict | None:
         return {"encoding": "base64", "data": base64.b64encode(data).decode("ascii")}
 
 
-def encode_dead_letter(dead: DeadLetter, pipeline: str) -> bytes:
+def encode_dead_letter(dead: DeadLetter, pipeline: str, omitted: dict[str, int] | None = None) -> bytes:
+    """``dead-letter.v1``: the record's coordinates, reason and original bytes. ``omitted`` names the
+    parts left out (``value``, ``headers``, ``key``) with their original sizes in bytes."""
     ref = dead.ref
-    return orjson.dumps({
-        "schema_version": 1, "reason": dead.reason, "message": dead.message[:2000], "pipeline": pipeline,
+    omitted = omitted or {}
+    letter = {
+        "schema_version": 1, "reason": dead.reason, "pipeline": pipeline,
+        "message": dead.message[:2000].encode("utf-8", "replace").decode("utf-8"),
         "source": {"topic": ref.topic, "partition": ref.partition, "offset": ref.offset, "timestamp": ref.timestamp},
-        "key": _bytes(ref.key), "value": _bytes(ref.value),
-        "headers": [{"key": k, "value": _bytes(v)} for k, v in ref.headers],
+        "key": None if "key" in omitted else _bytes(ref.key),
+        "value": None if "value" in omitted else _bytes(ref.value),
+        "headers": [] if "headers" in omitted else [{"key": k, "value": _bytes(v)} for k, v in ref.headers],
         "failed_at": now_ms(),
-    })
+    }
+    if omitted:
+        letter["omitted"] = omitted
+    return orjson.dumps(letter)
+
+
+class DeadLetterRecord(NamedTuple):
+    value: bytes
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+
+RECORD_BATCH_OVERHEAD = 512
+"Bytes kept free under the size limit for the record batch header and the producer's own estimate."
+
+
+def fit_dead_letter(dead: DeadLetter, pipeline: str, max_bytes: int) -> DeadLetterRecord:
+    """The dead letter of ``dead`` as a record of at most ``max_bytes`` (the smaller of the topic's
+    ``max.message.bytes`` and the producer's ``max_request_size``): the original value, then its
+    headers, then its key are left out — in that order, only as far as needed, and named in the
+    letter's ``omitted`` — so that the broker never refuses a dead letter for its size."""
+    ref = dead.ref
+    sizes = {"value": len(ref.value or b""), "headers": sum(len(k) + len(v) for k, v in ref.headers),
+             "key": len(ref.key or b"")}
+    omitted: dict[str, int] = {}
+    for drop in (None, "value", "headers", "key"):
+        if drop is not None:
+            omitted[drop] = sizes[drop]
+        value = encode_dead_letter(dead, pipeline, omitted)
+        key = None if "key" in omitted else ref.key
+        headers = () if "headers" in omitted else ref.headers
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, list(headers))
+        if size + RECORD_BATCH_OVERHEAD <= max_bytes:
+            break
+    return DeadLetterRecord(value, key, headers)

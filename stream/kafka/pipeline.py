@@ -11,7 +11,8 @@ fed:
    records the broker refused, then ack the batch's events — faust commits an offset only when
    every offset before it is acked, so nothing is committed before its output is durable.
 
-At most ``max_unacked_events`` records are between take and ack. Anything the policy calls fatal
+At most ``max_unacked_events`` records, and ``max_unacked_bytes`` of their values, are between take
+and ack (a record larger than the byte bound is taken alone). Anything the policy calls fatal
 ends the process without acking (``fatal``): Kafka redelivers from the last commit. ``drain``
 waits until every fed record is acked (SIGTERM, rebalance).
 """
@@ -23,6 +24,8 @@ import logging
 import os
 import sys
 import time
+
+import orjson
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,15 +34,15 @@ from stream.config import PipelineConfig
 from stream.engine import DecodeParams, ModelInfo
 from stream.engine.gliner2.decode import Options
 from stream.engine.gliner2.schema import Schema, parse_schema
-from stream.errors import InvalidInput, PublishError
+from stream.errors import PublishError
 from stream.kafka.codec import (
     decode_input,
-    encode_dead_letter,
     encode_entity_event,
     encode_extraction_event,
+    fit_dead_letter,
 )
-from stream.kafka.policy import Action, decide
-from stream.kafka.publisher import OutRecord, Publisher
+from stream.kafka.policy import Action, Stage, decide
+from stream.kafka.publisher import DEFAULT_RECORD_LIMIT, OutRecord, Publisher
 from stream.kafka.records import DeadLetter, RecordRef, TextItem, now_ms
 from stream.metrics import Metrics
 from stream.serving import InferenceQueue, Outcome
@@ -66,6 +69,8 @@ class _Batch:
     decoded: list[TextItem | DeadLetter]
     outcomes: asyncio.Future
     ack: Ack
+    nbytes: int
+    "Bytes of the taken records' values: what the batch holds until it is acked."
     records: list[OutRecord] = field(default_factory=list)
     "One output per input record (entity event or dead letter), in input order."
     deliveries: list[asyncio.Future] = field(default_factory=list)
@@ -74,19 +79,24 @@ class _Batch:
 
 class StreamPipeline:
     def __init__(self, cfg: PipelineConfig, queue: InferenceQueue, publisher: Publisher, metrics: Metrics, *,
-                 model_version: str = "1", max_unacked_events: int = 1024, publish_timeout_s: float = 120.0,
-                 drain_timeout_s: float = 50.0):
+                 model_version: str = "1", max_unacked_events: int = 1024, max_unacked_bytes: int = 256 * 2**20,
+                 publish_timeout_s: float = 120.0, drain_timeout_s: float = 50.0,
+                 dead_letter_max_bytes: int = DEFAULT_RECORD_LIMIT):
         self.cfg = cfg
         self.queue = queue
         self.publisher = publisher
         self.metrics = metrics
         self.model_version = model_version
         self.max_unacked_events = max_unacked_events
+        self.max_unacked_bytes = max_unacked_bytes
+        self.dead_letter_max_bytes = dead_letter_max_bytes
+        "The largest record the dead-letter topic takes (its max.message.bytes, the producer's max_request_size)."
         self.publish_timeout_s = publish_timeout_s
         self.drain_timeout_s = drain_timeout_s
         self._params_by_threshold: dict[float, DecodeParams | Options] = {}
         self.schema: Schema | None = parse_schema(cfg.extraction_schema) if cfg.extraction_schema else None
         self._unacked = 0
+        self._unacked_bytes = 0
         self._room: asyncio.Condition | None = None
         self._to_publish: asyncio.Queue[_Batch] | None = None
         self._to_ack: asyncio.Queue[_Batch] | None = None
@@ -118,8 +128,9 @@ class StreamPipeline:
             else:
                 self.queue.check_labels(item.labels)
             return item
-        except InvalidInput as exc:
-            return DeadLetter(ref, decide(exc).reason, exc.message)
+        except Exception as exc:  # whatever fails here is this record's, and only its, dead letter
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            return DeadLetter(ref, decide(exc, Stage.DECODE).reason, message)
 
     def _start(self) -> None:
         if not self._tasks:
@@ -134,17 +145,31 @@ class StreamPipeline:
         """Take responsibility for ``events`` (acked by ``ack`` once their outputs are durable)."""
         self._start()
         n = len(events)
+        nbytes = sum(len(r.value or b"") + len(r.key or b"") for r in refs)
         async with self._room:
-            await self._room.wait_for(lambda: self._unacked == 0 or self._unacked + n <= self.max_unacked_events)
+            await self._room.wait_for(lambda: self._unacked == 0 or (
+                self._unacked + n <= self.max_unacked_events and
+                self._unacked_bytes + nbytes <= self.max_unacked_bytes))
             self._unacked += n
-        for ref in refs:
-            self.metrics.events_consumed.labels(self.cfg.name, ref.topic).inc()
-        decoded = [self.decode(ref) for ref in refs]
-        items = [d for d in decoded if isinstance(d, TextItem)]
-        outcomes = await self.queue.admit([i.text for i in items],
-                                          [i.labels if i.schema is None else i.schema for i in items],
-                                          [self._params(i.threshold) for i in items])
-        self._to_publish.put_nowait(_Batch(events, refs, decoded, outcomes, ack))
+            self._unacked_bytes += nbytes
+        try:
+            for ref in refs:
+                self.metrics.events_consumed.labels(self.cfg.name, ref.topic).inc()
+            decoded = [self.decode(ref) for ref in refs]
+            items = [d for d in decoded if isinstance(d, TextItem)]
+            outcomes = await self.queue.admit([i.text for i in items],
+                                              [i.labels if i.schema is None else i.schema for i in items],
+                                              [self._params(i.threshold) for i in items])
+        except BaseException:  # cancelled while waiting for queue room (SIGTERM, rebalance): give the room back
+            await self._release(n, nbytes)
+            raise
+        self._to_publish.put_nowait(_Batch(events, refs, decoded, outcomes, ack, nbytes))
+
+    async def _release(self, n: int, nbytes: int) -> None:
+        async with self._room:
+            self._unacked -= n
+            self._unacked_bytes -= nbytes
+            self._room.notify_all()
 
     async def drain(self) -> None:
         """Wait until every fed record is acked, within ``drain_timeout_s``; past it, exit without
@@ -166,7 +191,7 @@ class StreamPipeline:
             for d in batch.decoded:
                 outcome: Outcome | None = next(outcomes) if isinstance(d, TextItem) else None
                 if outcome is not None and outcome.error is not None:
-                    decision = decide(outcome.error)
+                    decision = decide(outcome.error, Stage.INFER)
                     if decision.action is not Action.DEAD_LETTER:  # not this record's fault: exit, redeliver
                         fatal(f"inference failed for {d.ref.topic}[{d.ref.partition}]@{d.ref.offset}: "
                               f"{outcome.error}")
@@ -176,16 +201,24 @@ class StreamPipeline:
                     batch.records.append(self._dead_letter_record(d))
                     continue
                 encode = encode_entity_event if d.schema is None else encode_extraction_event
-                value = encode(d, outcome.extraction, self.info, self.model_version,
-                               outcome.inference_seconds * 1000, max(1, outcome.batch_rows))
+                try:
+                    value = encode(d, outcome.extraction, self.info, self.model_version,
+                                   outcome.inference_seconds * 1000, max(1, outcome.batch_rows))
+                except Exception as exc:  # e.g. metadata nested deeper than orjson writes (254 levels)
+                    dead = DeadLetter(d.ref, decide(exc, Stage.ENCODE).reason,
+                                      f"cannot encode the output event: {type(exc).__name__}: {exc}")
+                    batch.dead.append(dead)
+                    batch.records.append(self._dead_letter_record(dead))
+                    continue
                 batch.records.append(OutRecord(self.cfg.output_topic, value, d.ref.key, d.ref.headers,
                                                d.ref.partition))
             batch.deliveries = await self.publisher.send(batch.records)
             self._to_ack.put_nowait(batch)
 
-    def _dead_letter_record(self, dead: DeadLetter) -> OutRecord:
-        return OutRecord(self.cfg.dead_letter_topic, encode_dead_letter(dead, self.cfg.name), dead.ref.key,
-                         dead.ref.headers, dead.ref.partition)
+    def _dead_letter_record(self, dead: DeadLetter, max_bytes: int | None = None) -> OutRecord:
+        """The dead letter as a record that fits the dead-letter topic (``codec.fit_dead_letter``)."""
+        letter = fit_dead_letter(dead, self.cfg.name, max_bytes or self.dead_letter_max_bytes)
+        return OutRecord(self.cfg.dead_letter_topic, letter.value, letter.key, letter.headers, dead.ref.partition)
 
     async def _ack_loop(self) -> None:
         while True:
@@ -194,9 +227,7 @@ class StreamPipeline:
             for event in batch.events:
                 await batch.ack(event)
             self._account(batch)
-            async with self._room:
-                self._unacked -= len(batch.events)
-                self._room.notify_all()
+            await self._release(len(batch.events), batch.nbytes)
 
     async def _settle(self, batch: _Batch) -> None:
         """Until every output of the batch is durable, as the failure policy says."""
@@ -209,13 +240,24 @@ class StreamPipeline:
             for (record, source), error in zip(pending, errors):
                 if error is None:
                     continue
-                decision = decide(error)
+                decision = decide(error, Stage.PUBLISH)
                 if decision.action is Action.RETRY:
                     retry.append((record, source))
-                elif decision.action is Action.DEAD_LETTER and record.topic != self.cfg.dead_letter_topic:
+                elif decision.action is Action.DEAD_LETTER:
                     # The broker refuses whole record batches: was it this record, or its batch-mates?
                     if await self.publisher.send_alone(record) is None:
                         continue
+                    if record.topic == self.cfg.dead_letter_topic:  # the topic's limit is below what we read
+                        letter = orjson.loads(record.value)
+                        if not {"value", "headers", "key"} <= set(letter.get("omitted", {})):
+                            log.warning("the dead-letter topic refused a dead letter of %s[%d]@%d (%r); sending it "
+                                        "without the original bytes", source.topic, source.partition, source.offset,
+                                        error)
+                            dead = DeadLetter(source, letter["reason"], letter["message"])
+                            rejected.append((self._dead_letter_record(dead, max_bytes=1), source))
+                            continue
+                        fatal(f"the dead-letter topic {record.topic} refuses even a dead letter without the "
+                              f"record's bytes: {type(error).__name__}: {error}")
                     log.warning("broker refused the output of %s[%d]@%d: %r; dead-lettering it", source.topic,
                                 source.partition, source.offset, error)
                     dead = DeadLetter(source._replace(value=None), decision.reason,
@@ -223,7 +265,7 @@ class StreamPipeline:
                     batch.dead.append(dead)
                     rejected.append((self._dead_letter_record(dead), source))
                 else:
-                    fatal(f"cannot publish to {record.topic}: {type(error).__name__}: {error}")
+                    fatal(f"cannot publish to {record.topic} ({decision.reason}): {type(error).__name__}: {error}")
             if not retry and not rejected:
                 return
             if retry and time.monotonic() + delay > deadline:

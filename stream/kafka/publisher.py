@@ -1,6 +1,10 @@
 """Sends entity events and dead letters, and reports, record by record, what the broker did.
 
-acks=all and an idempotent producer: a record whose delivery future succeeded is durable.
+acks=all and an idempotent producer: a record whose delivery future succeeded is durable. The
+producer retries leader changes, timeouts and lost connections itself, in order, for the whole
+publish budget (its ``request_timeout_ms`` is ``publish_timeout_s``: aiokafka expires a batch, and
+gives up waiting for buffer room, only after that long); what reaches the pipeline after it is
+fatal or a record the broker refuses (``kafka.policy``).
 Records keep their input key (so per-key order holds downstream); key-less records go to the
 output partition matching their input partition, so per-partition order holds too. ``send``
 only hands records to the producer (in order) and returns their delivery futures, so the next
@@ -19,6 +23,12 @@ from stream.config import Settings
 from stream.kafka.client import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
+
+
+MAX_REQUEST_SIZE = 4 * 1024 * 1024
+"The producer's max_request_size: no record larger than this is sent."
+DEFAULT_RECORD_LIMIT = 1_048_588
+"Kafka's default message.max.bytes, used where a topic's own limit could not be read."
 
 
 class OutRecord(NamedTuple):
@@ -41,8 +51,9 @@ class Publisher:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(**kafka_client_kwargs(self._settings), acks="all",
-                                            enable_idempotence=True, linger_ms=5, request_timeout_ms=30_000,
-                                            max_request_size=4 * 1024 * 1024)
+                                            enable_idempotence=True, linger_ms=5,
+                                            request_timeout_ms=int(self._settings.publish_timeout_s * 1000),
+                                            max_request_size=MAX_REQUEST_SIZE)
                 await producer.start()
                 self._producer = producer
 
@@ -84,13 +95,15 @@ class Publisher:
         apply to whole batches, so a refused batch may hold records that are fine on their own.
         Uses a second producer without idempotence: after a refused batch the idempotent one's
         sequence for that partition no longer matches the broker's, and it would refuse the
-        record too. (Records re-sent this way may land after records of a later batch.)"""
+        record too. Records re-sent this way (a refused batch's good records, and the dead letters
+        of the refused ones) may land after records of a later batch of the same partition: the
+        one place where the first delivery of an output can be out of input order.)"""
         await self.start()
         try:
             if self._alone is None:
                 self._alone = AIOKafkaProducer(**kafka_client_kwargs(self._settings), acks="all",
                                                enable_idempotence=False, linger_ms=0, request_timeout_ms=30_000,
-                                               max_request_size=4 * 1024 * 1024)
+                                               max_request_size=MAX_REQUEST_SIZE)
                 await self._alone.start()
             partitions = sorted(await self._alone.partitions_for(r.topic))
             partition = partitions[r.source_partition % len(partitions)] if r.key is None else None

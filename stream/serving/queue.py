@@ -170,13 +170,17 @@ class InferenceQueue:
                     wait: bool = True) -> asyncio.Future:
         """Prepare and queue ``texts``; return the future of their outcomes.
 
-        With ``wait=False`` a full queue raises ``EngineOverloaded`` (HTTP: 429); with ``wait=True``
-        the caller waits for room (streams: consumption pauses). A request larger than the whole
-        bound is admitted alone into an empty queue.
+        With ``wait=False`` a full queue raises ``EngineOverloaded`` (HTTP: 429) — before the texts
+        are tokenized when the queue is already full, so a flood that will be refused costs no
+        tokenizer time (the one prepare thread is shared with the streams); with ``wait=True`` the
+        caller waits for room (streams: consumption pauses). A request larger than the whole bound
+        is admitted alone into an empty queue.
         """
         self._ensure_started()
         if not self.healthy:
             raise EngineStopped()
+        if not wait and self._full_for(len(texts)):
+            raise EngineOverloaded(retry_after=self.retry_after())
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if not texts:
@@ -239,6 +243,11 @@ class InferenceQueue:
         """Seconds until what is queued now has run (at the measured rate), at least 1."""
         rate = self.throughput.tokens_per_s
         return max(1.0, self._queued_tokens / rate) if rate else 1.0
+
+    def _full_for(self, texts: int) -> bool:
+        """No room for ``texts`` more, whatever their tokens: known before tokenizing them."""
+        return self._queued_texts > 0 and (self._queued_texts + texts > self.limits.max_queue_texts
+                                           or self._queued_tokens >= self.token_bound)
 
     async def _make_room(self, texts: int, tokens: int, wait: bool) -> None:
         lim = self.limits

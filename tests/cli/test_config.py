@@ -46,3 +46,49 @@ def test_secrets_read_from_mounted_files_and_stay_masked(tmp_path, monkeypatch):
         assert "SPANSTREAM_KAFKA_SASL_PASSWORD_FILE" in str(exc)
     else:
         raise AssertionError("an unreadable secret file was ignored")
+
+
+def test_an_unknown_spanstream_variable_is_refused_with_the_key_named():
+    """A typo used to be ignored (the default silently applied) although the README promises validation."""
+    proc = _config(SPANSTREAM_MAX_BACTH_ROWS="8")
+    assert proc.returncode == 2, proc.stderr
+    assert b"SPANSTREAM_MAX_BACTH_ROWS" in proc.stderr and b"did you mean SPANSTREAM_MAX_BATCH_ROWS" in proc.stderr
+
+
+def test_settings_that_cannot_work_together_are_refused_at_start():
+    cases = [({"SPANSTREAM_HEARTBEAT_INTERVAL_S": "12", "SPANSTREAM_SESSION_TIMEOUT_S": "30"},
+              b"SPANSTREAM_HEARTBEAT_INTERVAL_S"),
+             ({"SPANSTREAM_MAX_QUEUE_TEXTS": "8", "SPANSTREAM_MAX_BATCH_ROWS": "16"}, b"SPANSTREAM_MAX_QUEUE_TEXTS"),
+             ({"SPANSTREAM_MAX_QUEUE_TOKENS": "1024", "SPANSTREAM_MAX_BATCH_TOKENS": "4096"},
+              b"SPANSTREAM_MAX_QUEUE_TOKENS"),
+             ({"SPANSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "SPANSTREAM_KAFKA_SASL_MECHANISM": "PLAIN",
+               "SPANSTREAM_KAFKA_SASL_USERNAME": "svc"}, b"SPANSTREAM_KAFKA_SASL_PASSWORD")]
+    for env, key in cases:
+        proc = _config(**env)
+        assert proc.returncode == 2 and key in proc.stderr, (env, proc.stderr)
+
+
+def test_the_prefetch_buffer_and_the_taken_records_are_bounded_by_bytes():
+    """faust prefetched 4,096 records per stream whatever their size (4 GiB of 1 MiB records)."""
+    from stream.config import PipelineConfig, load_settings
+    from stream.kafka.app import prefetch_records
+
+    class P:
+        cfg = PipelineConfig(name="p", input_topics=["a"], output_topic="b", dead_letter_topic="c", labels=["x"])
+
+    settings = load_settings(max_inflight_bytes=64 * 2**20)
+    assert prefetch_records(settings, [P()]) == 32  # 32 MiB of 1 MiB records
+    assert 16 * 2**20 <= load_settings().inflight_bytes <= 512 * 2**20
+
+
+def test_numpy_blas_threads_follow_the_inference_threads():
+    """OpenBLAS starts one thread per core of the node; a 2-CPU pod on a 64-core node ran every
+    head matmul on 64 threads. The runtime caps it like onnxruntime's pool."""
+    code = ("from stream.config import load_settings; from stream.runtime import build_runtime; "
+            "from threadpoolctl import threadpool_info; "
+            "build_runtime(load_settings(model_path='tests/fixtures/tiny-gliner', http_enabled=False)); "
+            "print(max(i['num_threads'] for i in threadpool_info()))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "SPANSTREAM_INFERENCE_THREADS": "1", "OPENBLAS_NUM_THREADS": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == b"1"

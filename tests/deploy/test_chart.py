@@ -31,7 +31,7 @@ ALL_FEATURES = {
     "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"}},
     "priorityClassName": "batch-high",
     "podLabels": {"team": "nlp"},
-    "extraEnv": [{"name": "SPANSTREAM_LOG_LEVEL", "value": "info"}],
+    "extraEnv": [{"name": "SPANSTREAM_MAX_BATCH_WAIT_MS", "value": "10"}],
     "imagePullSecrets": [{"name": "registry"}],
 }
 

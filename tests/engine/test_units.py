@@ -215,3 +215,20 @@ def test_hub_download_failure_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelLoadError, match="hub"):
         Extractor.load("hf://urchade/gliner_small-v2.1")
+
+
+def test_row_outputs_are_copies_that_do_not_keep_the_batch_alive():
+    """A long text's windows wait across batches; a row's logits as a view kept its whole padded
+    batch array alive until the text's last window was done."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from stream.engine import load_engine
+
+    engine = load_engine(Path(__file__).resolve().parents[1] / "fixtures" / "tiny-gliner", "fp32")
+    (short,), (longer,) = (engine.prepare([t], [("person",)])[0].rows for t in ("Paris.", "Angela Merkel met Macron."))
+    outputs = engine.run([short, longer])
+    assert not np.shares_memory(outputs[0], outputs[1])
+    assert all(o.base is None or o.base.size == o.size for o in outputs)
+    assert outputs[0].shape[0] == short.num_words

@@ -7,13 +7,15 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
+from aiokafka import errors
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from stream.config import PipelineConfig
 from stream.engine import load_engine
 from stream.errors import EngineError, InvalidInput
 from stream.kafka.pipeline import StreamPipeline
-from stream.kafka.policy import Action, decide
+from stream.kafka.policy import Action, Stage, decide
 from stream.kafka.publisher import Publisher
 from stream.kafka.records import RecordRef
 from stream.metrics import Metrics
@@ -129,12 +131,38 @@ async def test_an_event_whose_labels_cannot_fit_is_dead_lettered_before_inferenc
 
 
 def test_the_failure_table():
-    assert decide(InvalidInput("invalid_json", "x")) == (Action.DEAD_LETTER, "invalid_json")
-    assert decide(EngineError("boom")) == (Action.DEAD_LETTER, "engine_error")
-    assert decide(EngineError("busy", retriable=True)).action is Action.RETRY
-    assert decide(KafkaConnectionError()).action is Action.RETRY
-    assert decide(MessageSizeTooLargeError()) == (Action.DEAD_LETTER, "publish_rejected")
-    assert decide(RuntimeError("bug")).action is Action.FATAL
+    assert decide(InvalidInput("invalid_json", "x"), Stage.DECODE) == (Action.DEAD_LETTER, "invalid_json")
+    assert decide(RecursionError("deep"), Stage.DECODE) == (Action.DEAD_LETTER, "decode_error")
+    assert decide(orjson.JSONEncodeError("depth"), Stage.ENCODE) == (Action.DEAD_LETTER, "encode_error")
+    assert decide(EngineError("boom"), Stage.INFER) == (Action.DEAD_LETTER, "engine_error")
+    assert decide(EngineError("busy", retriable=True), Stage.INFER).action is Action.FATAL
+    assert decide(RuntimeError("bug"), Stage.INFER).action is Action.FATAL
+    assert decide(KafkaConnectionError(), Stage.PUBLISH).action is Action.RETRY
+    assert decide(MessageSizeTooLargeError(), Stage.PUBLISH) == (Action.DEAD_LETTER, "publish_rejected")
+    assert decide(RuntimeError("bug"), Stage.PUBLISH).action is Action.FATAL
+
+
+@pytest.mark.parametrize("error", [errors.KafkaTimeoutError(), errors.RequestTimedOutError(),
+                                   errors.NotLeaderForPartitionError(), errors.LeaderNotAvailableError(),
+                                   errors.NotEnoughReplicasError(), errors.NotEnoughReplicasAfterAppendError()])
+def test_a_broker_that_is_away_or_slow_is_retried_never_dead_lettered(error):
+    """aiokafka marks KafkaTimeoutError non-retriable; dead-lettering it (value omitted) would
+    commit inputs with no output while a leader is away."""
+    assert decide(error, Stage.PUBLISH).action is Action.RETRY
+
+
+@pytest.mark.parametrize("error", [errors.TopicAuthorizationFailedError(), errors.ClusterAuthorizationFailedError(),
+                                   errors.ProducerFenced(), errors.UnknownTopicOrPartitionError(),
+                                   errors.InvalidTopicError(), errors.TransactionalIdAuthorizationFailed()])
+def test_configuration_errors_are_fatal_not_the_records_fault(error):
+    assert decide(error, Stage.PUBLISH).action is Action.FATAL
+
+
+@pytest.mark.parametrize("error", [errors.MessageSizeTooLargeError(), errors.RecordListTooLargeError(),
+                                   errors.CorruptRecordException(), errors.PolicyViolationError(),
+                                   errors.RecordTooLargeError(), errors.InvalidTimestampError()])
+def test_size_and_validity_refusals_dead_letter_the_record(error):
+    assert decide(error, Stage.PUBLISH) == (Action.DEAD_LETTER, "publish_rejected")
 
 
 def test_a_pipeline_whose_labels_cannot_fit_fails_at_start_naming_the_key():
@@ -155,7 +183,7 @@ def test_a_pipeline_whose_labels_cannot_fit_fails_at_start_naming_the_key():
 def test_a_dead_inference_loop_is_fatal_for_streams_not_a_dead_letter():
     from stream.errors import EngineStopped
 
-    assert decide(EngineStopped()).action is Action.FATAL
+    assert decide(EngineStopped(), Stage.INFER).action is Action.FATAL
 
 
 async def test_a_drain_that_cannot_finish_within_its_budget_exits_without_acking(monkeypatch):

@@ -194,3 +194,33 @@ async def test_admission_is_bounded_by_measured_throughput_times_the_wait_target
         await asyncio.gather(*admitted)
     finally:
         await queue.close()
+
+
+class CountingPrepare(RecordingEngine):
+    """Counts texts tokenized (``prepare``)."""
+
+    def __init__(self, engine):
+        super().__init__(engine)
+        self.prepared = 0
+
+    def prepare(self, texts, labels):
+        self.prepared += len(texts)
+        return super().prepare(texts, labels)
+
+
+async def test_a_flood_the_queue_will_refuse_is_refused_before_tokenization(engine):
+    """Every refused request used to be tokenized first, in the one prepare thread the streams
+    share, and only then met the room check: a flood of 429s still cost the streams' tokenizer."""
+    counting = CountingPrepare(engine)
+    queue = InferenceQueue(counting, Metrics.create(), QueueLimits(max_batch_wait_s=0.3, max_queue_texts=2,
+                                                                   max_batch_rows=2))
+    try:
+        first = await queue.admit(_texts(2), [LABELS] * 2, [PARAMS] * 2)  # the queue is full now
+        before = counting.prepared
+        for _ in range(50):
+            with pytest.raises(EngineOverloaded):
+                await queue.admit(_texts(4), [LABELS] * 4, [PARAMS] * 4, wait=False)
+        assert counting.prepared == before, counting.prepared - before
+        assert len(await first) == 2
+    finally:
+        await queue.close()

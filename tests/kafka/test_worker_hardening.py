@@ -1,0 +1,135 @@
+"""Records that used to crash-loop a partition, and infrastructure errors that used to lose an
+output, against real brokers and real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from stream.schemas import DEAD_LETTER, validator
+from tests.kafka.test_faults import _events, account
+from tests.kafka_fixtures import create_topic
+from tests.worker_harness import WorkerProc, consume, pipeline_toml, produce
+
+pytestmark = pytest.mark.kafka
+
+
+async def _produce_large(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list]],
+                         partition: int | None = 0):
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 2**20,
+                                enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key, headers=headers, partition=partition)
+                   for key, value, headers in records]
+        metas = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [(m.partition, m.offset) for m in metas]
+
+
+async def test_records_whose_dead_letters_used_to_be_refused_no_longer_stop_the_partition(
+        kafka_bootstrap, topic_factory, worker_factory):
+    """A 5 MB record and a record with 1.2 MB of metadata: both are refused as too large, and their
+    dead letters used to copy the whole value; the broker refused those too, the worker exited 70
+    and met the same record on restart, forever. Now: letters without the value, the records
+    after them processed, the worker alive."""
+    inp = await topic_factory(partitions=1, prefix="in", config={"max.message.bytes": str(16 * 2**20)})
+    out, dlq = await topic_factory(partitions=1, prefix="out"), await topic_factory(partitions=1, prefix="dlq")
+    deep = b'{"d":' * 300 + b'"bottom"' + b"}" * 300
+    records = [
+        (None, orjson.dumps({"id": "before", "text": "Angela Merkel visited Paris."}), []),
+        (None, orjson.dumps({"id": "huge", "text": "Paris " * 900_000}), []),  # ~5.4 MB
+        (None, orjson.dumps({"id": "meta", "text": "Paris", "metadata": {"blob": "m" * 1_200_000}}), []),
+        (None, b'{"id": "deep", "text": "Paris", "metadata": ' + deep + b"}", []),  # decodes, cannot be encoded
+        (None, b'{"id": 123456789012345678901234567890, "text": "Angela Merkel visited Paris."}', []),
+    ]
+    coords = await _produce_large(kafka_bootstrap, inp, records)
+    worker = worker_factory(pipeline_toml("big", inp, out, dlq))
+    worker.wait_ready()
+    outs = await consume(kafka_bootstrap, [out], 2, timeout=60)
+    letters = await consume(kafka_bootstrap, [dlq], 3, timeout=30)
+    assert worker.proc.poll() is None, worker.tail()
+    assert sorted(rec.value.split(b'"id":')[1].split(b",")[0] for rec in outs) == \
+        [b'"before"', b"123456789012345678901234567890"], worker.tail()
+    by_offset = {orjson.loads(r.value)["source"]["offset"]: orjson.loads(r.value) for r in letters}
+    assert sorted(by_offset) == [1, 2, 3], worker.tail()
+    for letter in by_offset.values():
+        validator(DEAD_LETTER).validate(letter)
+    assert by_offset[1]["reason"] == by_offset[2]["reason"] == "record_too_large"
+    assert by_offset[1]["value"] is None and by_offset[1]["omitted"]["value"] == len(records[1][1])
+    assert by_offset[2]["value"] is None and by_offset[2]["omitted"]["value"] == len(records[2][1])
+    assert by_offset[3]["reason"] == "encode_error" and by_offset[3]["value"]["data"] == records[3][1].decode()
+    assert coords[-1] == (0, 4)
+    assert worker.terminate() == 0, worker.tail()
+
+
+async def test_a_missing_output_topic_stops_the_start_with_the_key_named(kafka_bootstrap, topic_factory, tmp_path):
+    """A typo in output_topic used to cost the publish budget on every record (and, broker-side
+    auto-creation aside, end in exit 70 and a restart loop)."""
+    inp, dlq = await topic_factory(prefix="in"), await topic_factory(prefix="dlq")
+    worker = WorkerProc(tmp_path / "w", kafka_bootstrap, pipeline_toml("typo", inp, "no-such-topic-x", dlq),
+                        f"g-{uuid.uuid4().hex[:8]}").start()
+    code = await asyncio.to_thread(worker.proc.wait, 60)
+    assert code == 2, worker.tail()
+    assert "pipelines[0].output_topic" in worker.tail() and "'no-such-topic-x' does not exist" in worker.tail()
+
+
+@pytest.mark.cluster
+async def test_an_output_partition_leaderless_past_the_old_request_timeout_loses_no_output(kafka_cluster3, tmp_path):
+    """The only replica of the output topic is down for 45 s, longer than the producer's request
+    timeout used to be (30 s). Every input gets its entity event, in input order per partition, and
+    nothing is dead-lettered. (This outage also passed on the old code: its batches expired with a
+    retriable NotLeaderForPartition that the application re-sent. The loss the old table allowed —
+    a KafkaTimeoutError, marked non-retriable, dead-lettered without its value — needs a producer
+    that gives up waiting for buffer room, and is pinned by the failure-table tests.)"""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    cluster = kafka_cluster3
+    bootstrap = cluster.bootstrap
+    suffix = uuid.uuid4().hex[:8]
+    inp = await create_topic(bootstrap, f"in-{suffix}", 2, 3, {"min.insync.replicas": "2"})
+    dlq = await create_topic(bootstrap, f"dlq-{suffix}", 1, 3, {"min.insync.replicas": "2"})
+    out = f"out-{suffix}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(out, -1, -1, replica_assignments={0: [3], 1: [3]})])
+    finally:
+        await admin.close()
+    await asyncio.sleep(2)
+    worker = WorkerProc(tmp_path / "w", bootstrap, pipeline_toml("leaderless", inp, out, dlq, max_events=16),
+                        f"g-{uuid.uuid4().hex[:8]}").start()
+    try:
+        worker.wait_ready()
+        before = await produce(bootstrap, inp, _events(100, "before"))
+        await consume(bootstrap, [out], 100, timeout=60)
+        cluster.kill_node(3)  # the output topic's only replica
+        during = await produce(bootstrap, inp, _events(600, "during"))
+        await asyncio.sleep(45)
+        cluster.restart_node(3)
+        coords = before + during
+        outs = await consume(bootstrap, [out], len(coords), timeout=150,
+                             until=lambda recs: {(orjson.loads(r.value)["source"]["partition"],
+                                                  orjson.loads(r.value)["source"]["offset"]) for r in recs}
+                             >= set(coords))
+        letters = await consume(bootstrap, [dlq], 1, timeout=5)
+        seen = {(orjson.loads(r.value)["source"]["partition"], orjson.loads(r.value)["source"]["offset"])
+                for r in outs}
+        lost = set(coords) - seen
+        acc = account(coords, outs)
+        print(f"FAULT output leader away 45 s: {len(coords)} events, {len(lost)} without an entity event, "
+              f"{len(letters)} dead letters, worker {'alive' if worker.proc.poll() is None else 'exited'}")
+        assert not letters, [orjson.loads(r.value)["reason"] for r in letters[:5]]
+        assert not lost and acc.out_of_order == 0, (len(lost), acc, worker.tail())
+        assert worker.proc.poll() is None, worker.tail()
+        assert worker.terminate() == 0, worker.tail()
+    finally:
+        if worker.proc.poll() is None:
+            worker.kill()
+        if not cluster.node(3).is_running():
+            cluster.restart_node(3)
