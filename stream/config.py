@@ -293,11 +293,14 @@ EXTRA_ENVIRONMENT = {"SPANSTREAM_HELM", "SPANSTREAM_TEST_DOCKER", "SPANSTREAM_DE
 "Variables read outside the settings model (test and tooling switches); never refused."
 
 
-def _format(exc: ValidationError, prefix: str = "") -> str:
+def _format(exc: ValidationError, prefix: str = "", upper: bool = False) -> str:
     lines = []
     for err in exc.errors():
-        loc = prefix + ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"])
-        lines.append(f"{loc.replace('.[', '[')}: {err['msg']}")
+        loc = (prefix + ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"])).replace(".[", "[")
+        if not err["loc"]:  # a check across fields: its message names the keys
+            lines.append(err["msg"].removeprefix("Value error, "))
+            continue
+        lines.append(f"{loc.upper() if upper else loc}: {err['msg']}")
     return "; ".join(lines)
 
 
@@ -313,7 +316,7 @@ def load_settings(**overrides) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings: {_format(exc, 'SPANSTREAM_').upper()}") from None
+        raise ConfigError(f"invalid settings: {_format(exc, 'SPANSTREAM_', upper=True)}") from None
 
 
 def load_pipelines(path: Path) -> list[PipelineConfig]:

@@ -1,4 +1,5 @@
-"""The contract: JSON Schemas in ``schemas/`` (beside the package), compiled once on first use."""
+"""The contract: JSON Schemas of ``schemas/`` (shipped inside the package as ``stream/data/schemas``;
+in the repository, a link to ``schemas/``), compiled once on first use."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parent / "data" / "schemas"
 TEXT_EVENT = "text-event.v1.json"
 ENTITY_EVENT = "entity-event.v1.json"
 EXTRACTION_EVENT = "extraction-event.v1.json"

@@ -27,7 +27,8 @@ from stream.engine.types import Entity, Extraction, Prepared
 __all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_MAX_TOKENS", "DecodeParams", "Entity", "Extraction", "Extractor",
            "ModelEngine", "ModelInfo", "Prepared", "default_model_path", "load_engine", "plan_batches"]
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
+"The embedded model ships inside the package (in the repository, a link to models/)."
 DEFAULT_MODEL_NAME = "spanstream-minilm-ner"
 HUB_PREFIX = "hf://"
 

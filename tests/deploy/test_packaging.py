@@ -57,3 +57,24 @@ def test_dev_tools_stay_out_of_the_runtime_package_and_the_image():
     for path in (ROOT / "stream").rglob("*.py"):
         assert "devtools" not in path.read_text(), path
     assert "devtools" not in (ROOT / "docker" / "Dockerfile").read_text()
+
+
+def test_a_built_wheel_validates_events_and_loads_its_default_model(tmp_path):
+    """schemas/ and the embedded model used to be found relative to the repository: an installed
+    wheel could neither validate an event nor load its default model."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
+                    "-w", str(tmp_path / "wheel")], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "wheel").glob("spanstream-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    code = ("import stream, orjson; from stream.schemas import validator, TEXT_EVENT; "
+            "validator(TEXT_EVENT).validate({'text': 'Paris'}); "
+            "from stream.engine import default_model_path; p = default_model_path(); "
+            "assert (p / 'gliner_config.json').is_file(), p; print(stream.__file__)")
+    proc = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); "
+                           + code], capture_output=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().startswith(str(tmp_path / "site")), proc.stdout

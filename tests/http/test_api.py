@@ -147,7 +147,8 @@ def test_metrics_move_with_traffic(server):
 
 
 def test_concurrent_requests_share_batches_and_overload_is_429():
-    proc = ServeProc(env={"SPANSTREAM_MAX_QUEUE_TEXTS": "8", "SPANSTREAM_MAX_BATCH_WAIT_MS": "50"}).start()
+    proc = ServeProc(env={"SPANSTREAM_MAX_QUEUE_TEXTS": "8", "SPANSTREAM_MAX_BATCH_ROWS": "8",
+                          "SPANSTREAM_MAX_BATCH_WAIT_MS": "50"}).start()
     try:
         results = []
         lock = threading.Lock()

@@ -188,15 +188,12 @@ async def test_a_broker_restart_under_a_running_worker_loses_nothing(own_broker,
         await asyncio.sleep(5)
         cluster.restart_node(1)
         after = await produce(bootstrap, inp, _events(200, "after"))
-        restarted_by_orchestrator = False
         records = await _results(bootstrap, out, dlq, before + after, timeout=90)
-        if worker.proc.poll() is not None:  # allowed only as a non-zero exit an orchestrator restarts
-            assert worker.proc.returncode != 0, worker.tail()
-            restarted_by_orchestrator = True
-            worker = WorkerProc(tmp_path / "w2", bootstrap, worker.config, worker.group).start()
-            records = await _results(bootstrap, out, dlq, before + after, timeout=120)
         acc = account(before + after, records)
-        print(acc.line("broker kill -9 + restart", f", worker {'exited non-zero and was restarted' if restarted_by_orchestrator else 'carried on by itself'}"))
+        print(acc.line("broker kill -9 + restart", f", worker {'alive' if worker.proc.poll() is None else 'exited'}"))
+        # the worker rides out a 5 s broker crash by itself (it used to pass if the worker died and a
+        # second one finished the work: that hid a worker that cannot survive a broker restart)
+        assert worker.proc.poll() is None, worker.tail()
         assert acc.lost == 0 and acc.out_of_order == 0, (acc, worker.tail())
         assert worker.terminate() == 0, worker.tail()
     finally:
@@ -255,7 +252,10 @@ async def test_killing_the_partition_leader_of_a_three_node_cluster_loses_nothin
         acc = account(coords, records)
         print(acc.line("3-node leader kill", f", {len(coords) - produced_before_kill} produced after node {victim} "
                                              f"(leader of {led}) was killed"))
-        assert any(t == inp for t, _ in led) or any(t == out for t, _ in led)
+        # the kill moved leadership: every partition the victim led has a live leader now (the old
+        # check, that the victim led something, held by construction)
+        moved = await _leaders(bootstrap, [inp, out])
+        assert led and all(moved[tp] not in (victim, None, -1) for tp in led), (victim, led, moved)
         assert len(coords) > produced_before_kill
         assert acc.lost == 0 and acc.out_of_order == 0, (acc, worker.tail())
         assert worker.proc.poll() is None, worker.tail()
