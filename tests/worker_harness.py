@@ -122,9 +122,10 @@ class WorkerProc:
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None, list]],
-                  partition: int | None = None) -> list[tuple[int, int]]:
+                  partition: int | None = None, max_request_size: int = 1_048_576) -> list[tuple[int, int]]:
     """Send (key, value, headers) records; return their (partition, offset)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                max_request_size=max_request_size)
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key, headers=headers, partition=partition)

@@ -8,7 +8,6 @@ import uuid
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from stream.schemas import DEAD_LETTER, validator
 from tests.kafka.test_faults import _events, account
@@ -16,20 +15,6 @@ from tests.kafka_fixtures import create_topic
 from tests.worker_harness import WorkerProc, consume, pipeline_toml, produce
 
 pytestmark = pytest.mark.kafka
-
-
-async def _produce_large(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list]],
-                         partition: int | None = 0):
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 * 2**20,
-                                enable_idempotence=True)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value, key=key, headers=headers, partition=partition)
-                   for key, value, headers in records]
-        metas = await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return [(m.partition, m.offset) for m in metas]
 
 
 async def test_records_whose_dead_letters_used_to_be_refused_no_longer_stop_the_partition(
@@ -48,7 +33,7 @@ async def test_records_whose_dead_letters_used_to_be_refused_no_longer_stop_the_
         (None, b'{"id": "deep", "text": "Paris", "metadata": ' + deep + b"}", []),  # decodes, cannot be encoded
         (None, b'{"id": 123456789012345678901234567890, "text": "Angela Merkel visited Paris."}', []),
     ]
-    coords = await _produce_large(kafka_bootstrap, inp, records)
+    coords = await produce(kafka_bootstrap, inp, records, partition=0, max_request_size=16 * 2**20)
     worker = worker_factory(pipeline_toml("big", inp, out, dlq))
     worker.wait_ready()
     outs = await consume(kafka_bootstrap, [out], 2, timeout=60)
