@@ -111,12 +111,24 @@ def _debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+def _remove_rootfs(rootfs: Path) -> None:
+    """Remove a debootstrap tree, first unmounting what a killed debootstrap left mounted in it
+    (its /proc: rmtree cannot remove a mounted proc, and the next debootstrap then fails)."""
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        mounts = []
+    for mount in sorted((m for m in mounts if m == str(rootfs) or m.startswith(f"{rootfs}/")), reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False)
+    shutil.rmtree(rootfs, ignore_errors=True)
+
+
 def _debian_standin(docker: Docker, log) -> None:
     """``debian:bookworm-slim`` stand-in: a debootstrap minbase, trimmed like the official slim image."""
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap not found: install Debian's debootstrap (make test-deps does)")
     rootfs = state_dir() / "rootfs"
-    shutil.rmtree(rootfs, ignore_errors=True)
+    _remove_rootfs(rootfs)
     subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), _debian_mirror()],
                    stdout=log, stderr=subprocess.STDOUT, check=True, timeout=900)
     (rootfs / "etc/dpkg/dpkg.cfg.d/slim").write_text(
@@ -133,7 +145,7 @@ def _debian_standin(docker: Docker, log) -> None:
                     "-", DEBIAN_IMAGE], stdin=tar.stdout, env=docker.env, stdout=log, stderr=subprocess.STDOUT,
                    check=True, timeout=600)
     tar.wait()
-    shutil.rmtree(rootfs, ignore_errors=True)
+    _remove_rootfs(rootfs)
 
 
 def ensure_base(docker: Docker, log=None) -> dict[str, str]:

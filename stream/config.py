@@ -297,8 +297,9 @@ def _format(exc: ValidationError, prefix: str = "", upper: bool = False) -> str:
     lines = []
     for err in exc.errors():
         loc = (prefix + ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"])).replace(".[", "[")
-        if not err["loc"]:  # a check across fields: its message names the keys
-            lines.append(err["msg"].removeprefix("Value error, "))
+        if not err["loc"]:  # a check across fields: its message names the keys (within the table, if any)
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{prefix[:-1]}: {message}" if prefix.endswith(".") else message)
             continue
         lines.append(f"{loc.upper() if upper else loc}: {err['msg']}")
     return "; ".join(lines)

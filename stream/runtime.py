@@ -7,7 +7,7 @@ the HTTP API. Nothing else constructs them; the CLI modules only start and stop 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,9 +75,8 @@ class Runtime:
 
 def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), *,
                   ready: Callable[[], tuple[bool, str]] | None = None,
-                  default_labels: Sequence[str] = (), record_limits: Mapping[str, int] | None = None) -> Runtime:
-    """Load every model (before opening a port) and wire the parts. ``record_limits``: the largest
-    record each output topic takes (``kafka.topics.check_output_topics``)."""
+                  default_labels: Sequence[str] = ()) -> Runtime:
+    """Load every model (before touching Kafka or opening a port) and wire the parts."""
     metrics = Metrics.create()
     limit_blas_threads(settings.inference_threads)
     limits = queue_limits(settings)
@@ -115,9 +114,7 @@ def build_runtime(settings: Settings, pipelines: Sequence[PipelineConfig] = (), 
                                   max_unacked_events=settings.max_unacked_events,
                                   max_unacked_bytes=settings.inflight_bytes // 2,
                                   publish_timeout_s=settings.publish_timeout_s,
-                                  drain_timeout_s=settings.drain_timeout_s,
-                                  **({"dead_letter_max_bytes": record_limits[cfg.dead_letter_topic]}
-                                     if record_limits and cfg.dead_letter_topic in record_limits else {}))
+                                  drain_timeout_s=settings.drain_timeout_s)
                    for cfg in pipelines]
     default_queue = queue_for(None) if not streams else streams[0].queue
     api = None

@@ -38,12 +38,16 @@ def build_worker(args: argparse.Namespace):
     if settings.config is None:
         raise ConfigError("no pipelines: pass --config FILE or set SPANSTREAM_CONFIG")
     pipelines = load_pipelines(settings.config)
-    from stream.kafka.topics import check_output_topics
-
-    record_limits = check_output_topics(settings, pipelines)  # a typo'd topic stops the start, key named
     app = None
     runtime = build_runtime(settings, pipelines, ready=lambda: consumer_ready(app),
-                            default_labels=pipelines[0].labels, record_limits=record_limits)
+                            default_labels=pipelines[0].labels)
+    from stream.kafka.topics import check_output_topics
+
+    # after the pipelines' labels and schemas are checked against the model: a typo'd topic stops the
+    # start with its key named, and dead letters are cut to what each dead-letter topic takes
+    record_limits = check_output_topics(settings, pipelines)
+    for pipeline in runtime.pipelines:
+        pipeline.dead_letter_max_bytes = record_limits[pipeline.cfg.dead_letter_topic]
     app = build_app(settings, list(runtime.pipelines))
     if runtime.api is not None:
         runtime.api.install(app.web.web_app)

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stream.engine.graphcache import cache_dir, digest, save_atomically
-from stream.engine.quantize import float_lstm, per_token_activations
+from stream.engine.quantize import float_lstm, per_token_activations, weight_kind
 
 log = logging.getLogger(__name__)
 FAST_GRAPH_VERSION = "18"
@@ -46,7 +46,7 @@ class GraphPatternError(Exception):
 
 def fast_graph_path(src: Path, max_width: int, cache_root: str | Path | None = None) -> Path:
     """Path of the rewritten graph for ``src`` (built on first use, then reused)."""
-    out = cache_dir(cache_root) / f"{src.stem}-{digest(src, FAST_GRAPH_VERSION)}-k{max_width}-fast.onnx"
+    out = cache_dir(cache_root) / f"{src.stem}-{digest(src, FAST_GRAPH_VERSION + weight_kind())}-k{max_width}-fast.onnx"
     if not out.exists():
         save_atomically(rewrite(src, max_width), out)
         log.info("derived fast span-head graph %s from %s", out.name, src)

@@ -16,7 +16,7 @@ from stream.engine.fastgraph import GraphPatternError, fast_graph_path
 from stream.engine.folder import ModelFolder
 from stream.engine.params import DecodeParams
 from stream.engine.prompt import EncodedWords, PromptEncoder, Row, drop_silent_words
-from stream.engine.quantize import int8_agreement, int8_graph_path
+from stream.engine.quantize import exact_int8_path, int8_agreement, int8_graph_path
 from stream.engine.session import OnnxSession
 from stream.engine.splitter import split_words
 from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES, build_feed
@@ -71,6 +71,8 @@ class GlinerSpanEngine:
                 graph = "exported"
         elif graph != "exported":
             raise ValueError(f"graph must be 'fast' or 'exported', not {graph!r}")
+        if graph == "exported" and folder.variant == "int8":
+            onnx_file = exact_int8_path(onnx_file, cache_dir)  # no saturating u8 x s8 kernel (engine.quantize)
         self.session = OnnxSession(onnx_file, INPUT_NAMES, OUTPUT_NAMES, threads)
         self.info = ModelInfo(folder.name, self.family, folder.variant, cfg.max_width, cfg.max_len,
                               str(folder.root), graph, cfg.max_types, self.encoder.max_tokens)
@@ -124,11 +126,11 @@ class GlinerSpanEngine:
         return build_feed(rows, self.max_width, self.encoder.pad_id)
 
     def run(self, rows: list[Row]) -> list[np.ndarray]:
-        """One ONNX call; the logits of each row, float32 [W, K, C] over the row's own words. Each
-        is a copy, not a view of the batch array: a long text's windows wait across batches, and a
-        view would keep its whole (padded) batch alive until the last window is done."""
+        """One ONNX call; the logits of each row, float32 [W, K, C]. Each is a copy, not a view of
+        the batch array: a long text's windows wait across batches, and a view would keep its whole
+        batch alive until the last window is done."""
         logits = self.session.run(self.feed(rows))[0]
-        return [logits[i, :row.num_words].copy() for i, row in enumerate(rows)]
+        return [row_logits.copy() for row_logits in logits]
 
     def decode(self, prepared: Prepared, logits: list[np.ndarray], params: DecodeParams) -> Extraction:
         """Row logits (one per window, in row order) → the text's entities."""

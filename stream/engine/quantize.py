@@ -11,8 +11,12 @@ also more accurate than one per tensor.
 
 ONNX Runtime's ``MatMulInteger`` takes only a scalar zero point for its first input, hence
 symmetric rather than asymmetric per-token scales. The int8 values travel as uint8 with the
-fixed zero point 128 (the same products), because uint8 × int8 is the fast kernel on x86; uint8
-weights are shifted to int8 (value - 128 and zero point - 128: the same differences).
+fixed zero point 128 (the same products). Weights are int8 (uint8 ones shifted: value - 128 and
+zero point - 128, the same differences) where uint8 × int8 is exact, the fast kernel with VNNI;
+on AVX2 without VNNI, onnxruntime's uint8 × int8 kernel sums pairs of products in saturating
+16-bit lanes (``vpmaddubsw``) and returns wrong integers — 6.6e5 off on a 64-deep dot product —
+so there weights stay (or become) uint8, whose kernel widens first and is exact (``u8s8_exact``
+probes the kernel this process really runs).
 
 ``int8_graph_path`` quantizes an fp32 graph (per-channel int8 weights) for folders that ship no
 int8 file; the rewrite then applies to it like to any dynamically quantized graph.
@@ -59,9 +63,10 @@ def per_token_activations(model) -> int:
     rescale: dict[int, list[str]] = {}  # id(dequantizing Mul) → per-token scales to apply after it
     converted: set[str] = set()
     nodes, count = [], 0
+    signed = u8s8_exact()
     for node in graph.node:
         if node.op_type == "MatMulInteger":
-            _weights_to_int8(node, inits, converted)
+            _weights_to_int8(node, inits, converted) if signed else _weights_to_uint8(node, inits, converted)
         if node.op_type != "DynamicQuantizeLinear":
             nodes.append(node)
             continue
@@ -125,6 +130,90 @@ def _weights_to_int8(node, inits: dict, converted: set[str]) -> None:
             value = numpy_helper.to_array(inits[name])
             inits[name].CopyFrom(numpy_helper.from_array((value.astype(np.int16) - 128).astype(np.int8), name))
             converted.add(name)
+
+
+def _weights_to_uint8(node, inits: dict, converted: set[str]) -> None:
+    """int8 weights (and their zero point) → uint8 with the same differences (w - zp): the exact
+    kernel on CPUs whose uint8 × int8 kernel saturates."""
+    from onnx import numpy_helper
+
+    weights = inits.get(node.input[1])
+    if weights is None or weights.data_type != 3:  # computed, or uint8 already
+        return
+    if len(node.input) < 4 or node.input[3] not in inits:
+        raise ValueError(f"{node.name}: int8 weights without a constant zero point are not supported")
+    for name in (node.input[1], node.input[3]):
+        if name not in converted:
+            value = numpy_helper.to_array(inits[name])
+            inits[name].CopyFrom(numpy_helper.from_array((value.astype(np.int16) + 128).astype(np.uint8), name))
+            converted.add(name)
+
+
+_U8S8_EXACT: bool | None = None
+
+
+def u8s8_exact() -> bool:
+    """Whether onnxruntime's uint8 × int8 ``MatMulInteger`` is exact on this CPU (VNNI, or ARM);
+    measured once per process on products that overflow 16-bit pair sums."""
+    global _U8S8_EXACT
+    if _U8S8_EXACT is None:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+
+        k = 64
+        a = np.full((4, k), 255, dtype=np.uint8)
+        b = np.full((k, 8), 127, dtype=np.int8)
+        graph = helper.make_graph(
+            [helper.make_node("MatMulInteger", ["a", "b", "za"], ["y"])], "probe",
+            [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, k])],
+            [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 8])],
+            [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(0, dtype=np.uint8), "za")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        y = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(
+            None, {"a": a})[0]
+        _U8S8_EXACT = bool((y == 255 * 127 * k).all())
+    return _U8S8_EXACT
+
+
+def exact_int8_path(src: Path, cache_root: str | Path | None = None) -> Path:
+    """``src`` itself where uint8 × int8 is exact; else a cached copy whose int8 weights
+    (``MatMulInteger``, ``DynamicQuantizeLSTM``) are uint8 with the same differences: an int8 graph
+    run as exported (gliner's ``model_quantized.onnx`` has an int8-weight LSTM) then computes what
+    it computes on a VNNI CPU, not saturated sums."""
+    if u8s8_exact():
+        return src
+    import onnx
+
+    from stream.engine.graphcache import cache_dir, digest, save_atomically
+
+    out = cache_dir(cache_root) / f"{src.stem}-{digest(src, INT8_VERSION + 'u8')}-exact.onnx"
+    if not out.exists():
+        model = onnx.load(str(src))
+        inits = {i.name: i for i in model.graph.initializer}
+        converted: set[str] = set()
+        for node in model.graph.node:
+            if node.op_type == "MatMulInteger":
+                _weights_to_uint8(node, inits, converted)
+            elif node.op_type == "DynamicQuantizeLSTM":  # W, R and their zero points (inputs 1, 2, 9, 11)
+                for i in (1, 2, 9, 11):
+                    name = node.input[i] if i < len(node.input) else ""
+                    if name in inits and inits[name].data_type == 3 and name not in converted:
+                        from onnx import numpy_helper
+
+                        value = numpy_helper.to_array(inits[name])
+                        inits[name].CopyFrom(numpy_helper.from_array(
+                            (value.astype(np.int16) + 128).astype(np.uint8), name))
+                        converted.add(name)
+        save_atomically(model, out)
+    return out
+
+
+def weight_kind() -> str:
+    """What derived int8 graphs hold on this CPU ("s8" or "u8"): part of their cache keys, so a graph
+    derived on one CPU (an image's baked cache) is never run on another that needs the other kind."""
+    return "s8" if u8s8_exact() else "u8"
 
 
 def float_lstm(model) -> int:
@@ -192,7 +281,7 @@ def per_token_int8_path(fp32: Path, cache_root: str | Path | None = None) -> Pat
 
     from stream.engine.graphcache import cache_dir, digest, save_atomically
 
-    out = cache_dir(cache_root) / f"{fp32.stem}-{digest(fp32, INT8_VERSION)}-int8-per-token.onnx"
+    out = cache_dir(cache_root) / f"{fp32.stem}-{digest(fp32, INT8_VERSION + weight_kind())}-int8-per-token.onnx"
     if not out.exists():
         model = onnx.load(str(int8_graph_path(fp32, cache_root)))
         per_token_activations(model)

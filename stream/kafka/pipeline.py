@@ -90,7 +90,8 @@ class StreamPipeline:
         self.max_unacked_events = max_unacked_events
         self.max_unacked_bytes = max_unacked_bytes
         self.dead_letter_max_bytes = dead_letter_max_bytes
-        "The largest record the dead-letter topic takes (its max.message.bytes, the producer's max_request_size)."
+        """The largest record the dead-letter topic takes (its max.message.bytes, the producer's
+        max_request_size); set by the worker at start from ``kafka.topics.check_output_topics``."""
         self.publish_timeout_s = publish_timeout_s
         self.drain_timeout_s = drain_timeout_s
         self._params_by_threshold: dict[float, DecodeParams | Options] = {}

@@ -83,3 +83,30 @@ def test_the_int8_gate_keeps_no_fp32_reference_graph_once_measured(tmp_path):
     again = load_engine(default_model_path(), variant="int8", cache_dir=tmp_path)
     assert sorted(p.name for p in (tmp_path / "graphs").iterdir()) == kept
     assert again.info.int8_agreement == first.info.int8_agreement is not None
+
+
+def test_int8_graphs_compute_exact_integer_products_on_this_cpu(tmp_path):
+    """On AVX2 without VNNI, onnxruntime's uint8 x int8 MatMulInteger sums product pairs in
+    saturating 16-bit lanes: a 64-deep dot product came back 6.6e5 off, and every int8 parity case
+    failed on such a CPU. Graphs the engine runs hold uint8 weights there (exact kernel)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from stream.engine.quantize import exact_int8_path
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(200, 256, (8, 64), dtype=np.uint8)
+    b = rng.integers(100, 128, (64, 16)).astype(np.int8)
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b", "za", "zb"], ["y"])], "g",
+                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [8, 64])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [8, 16])],
+                              [numpy_helper.from_array(b, "b"), numpy_helper.from_array(np.array(128, np.uint8), "za"),
+                               numpy_helper.from_array(np.array(0, np.int8), "zb")])
+    src = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(src))
+    path = exact_int8_path(src, tmp_path / "cache")
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"a": a})[0]
+    want = (a.astype(np.int64) - 128) @ b.astype(np.int64)
+    assert np.array_equal(got, want), np.abs(got - want).max()

@@ -59,7 +59,11 @@ async def test_a_missing_output_topic_stops_the_start_with_the_key_named(kafka_b
     inp, dlq = await topic_factory(prefix="in"), await topic_factory(prefix="dlq")
     worker = WorkerProc(tmp_path / "w", kafka_bootstrap, pipeline_toml("typo", inp, "no-such-topic-x", dlq),
                         f"g-{uuid.uuid4().hex[:8]}").start()
-    code = await asyncio.to_thread(worker.proc.wait, 60)
+    try:
+        code = await asyncio.to_thread(worker.proc.wait, 60)
+    finally:
+        if worker.proc.poll() is None:  # it started anyway (the old behaviour): leave nothing running
+            worker.kill()
     assert code == 2, worker.tail()
     assert "pipelines[0].output_topic" in worker.tail() and "'no-such-topic-x' does not exist" in worker.tail()
 
@@ -118,3 +122,96 @@ async def test_an_output_partition_leaderless_past_the_old_request_timeout_loses
             worker.kill()
         if not cluster.node(3).is_running():
             cluster.restart_node(3)
+
+
+N_BACKLOG = 150
+"0.6 MB records: 90 MB, nearly twice the 48 MiB bound, all of which the old worker took."
+
+
+@pytest.mark.cluster
+async def test_a_backlog_of_half_megabyte_records_is_held_within_the_byte_bound(kafka_cluster3, tmp_path):
+    """faust prefetched up to 4,096 records per stream and a pipeline took up to 1,024, whatever
+    their size: 150 records of 0.6 MB (90 MB) arriving while the output topic cannot be written
+    (its only replica is down) were all taken into memory. With SPANSTREAM_MAX_INFLIGHT_BYTES =
+    48 MiB the worker takes ~24 MiB of records and prefetches ~24 MiB more; each taken record also
+    lives as its decoded text and its output event, so RSS may grow by a small multiple of the
+    bound, never by the backlog."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    cluster = kafka_cluster3
+    bootstrap = cluster.bootstrap
+    suffix = uuid.uuid4().hex[:8]
+    inp = await create_topic(bootstrap, f"in-{suffix}", 2, 2, {"max.message.bytes": str(2**21)})
+    dlq = await create_topic(bootstrap, f"dlq-{suffix}", 1, 2)
+    out = f"out-{suffix}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(out, -1, -1, replica_assignments={0: [3], 1: [3]})])
+    finally:
+        await admin.close()
+    await asyncio.sleep(2)
+    bound = 48 * 2**20
+    worker = WorkerProc(tmp_path / "w", bootstrap, pipeline_toml("backlog", inp, out, dlq, max_events=16),
+                        f"g-{uuid.uuid4().hex[:8]}",
+                        env={"SPANSTREAM_MAX_INFLIGHT_BYTES": str(bound), "MALLOC_ARENA_MAX": "2",
+                             "SPANSTREAM_PUBLISH_TIMEOUT_S": "600"}).start()
+    try:
+        worker.wait_ready()
+        await produce(bootstrap, inp, _events(20, "warm"))
+        await consume(bootstrap, [out], 20)
+        baseline = _rss(worker.proc.pid)
+        sampler = _PeakRss(worker.proc.pid)
+        cluster.kill_node(3)  # the output's only replica: nothing can be published
+        blob = "m" * 600_000
+        records = [(None, orjson.dumps({"id": i, "text": "Angela Merkel visited Paris.", "metadata": {"blob": blob}}),
+                    []) for i in range(N_BACKLOG)]
+        await produce(bootstrap, inp, records, max_request_size=2**21)
+        await asyncio.sleep(15)  # the worker fetches and takes what it may
+        taken = worker.metric("spanstream_events_consumed_total") - 20
+        cluster.restart_node(3)
+        got = await consume(bootstrap, [out], 20 + len(records), timeout=240)
+        peak = sampler.stop()
+        growth = (peak - baseline) / 2**20
+        print(f"MEMORY {N_BACKLOG} x 0.6 MB records behind an unwritable output, bound 48 MiB: {taken:.0f} taken while "
+              f"blocked, RSS {baseline / 2**20:.0f} MB -> peak {peak / 2**20:.0f} MB (+{growth:.0f} MB)")
+        assert len(got) == 20 + len(records), worker.tail()
+        assert taken * 600_000 <= bound, taken
+        assert growth < 3 * bound / 2**20, growth
+        assert worker.terminate() == 0, worker.tail()
+    finally:
+        if worker.proc.poll() is None:
+            worker.kill()
+        if not cluster.node(3).is_running():
+            cluster.restart_node(3)
+
+
+class _PeakRss:
+    """Samples a process's RSS every 20 ms in a thread until ``stop()``, which returns the peak."""
+
+    def __init__(self, pid: int):
+        import threading
+
+        self.pid, self.peak, self._stop = pid, _rss(pid), threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, _rss(self.pid))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
