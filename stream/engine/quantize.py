@@ -118,34 +118,27 @@ def per_token_activations(model) -> int:
 
 def _weights_to_int8(node, inits: dict, converted: set[str]) -> None:
     """uint8 weights (and their zero point) → int8 with the same differences (w - zp)."""
-    from onnx import numpy_helper
-
-    weights = inits.get(node.input[1])
-    if weights is None or weights.data_type != 2:  # computed, or int8 already
-        return
-    if len(node.input) < 4 or node.input[3] not in inits:
-        raise ValueError(f"{node.name}: uint8 weights without a constant zero point are not supported")
-    for name in (node.input[1], node.input[3]):
-        if name not in converted:
-            value = numpy_helper.to_array(inits[name])
-            inits[name].CopyFrom(numpy_helper.from_array((value.astype(np.int16) - 128).astype(np.int8), name))
-            converted.add(name)
+    _shift_weights(node, inits, converted, source_type=2, shift=-128, dtype=np.int8)
 
 
 def _weights_to_uint8(node, inits: dict, converted: set[str]) -> None:
     """int8 weights (and their zero point) → uint8 with the same differences (w - zp): the exact
     kernel on CPUs whose uint8 × int8 kernel saturates."""
+    _shift_weights(node, inits, converted, source_type=3, shift=128, dtype=np.uint8)
+
+
+def _shift_weights(node, inits: dict, converted: set[str], source_type: int, shift: int, dtype) -> None:
     from onnx import numpy_helper
 
     weights = inits.get(node.input[1])
-    if weights is None or weights.data_type != 3:  # computed, or uint8 already
+    if weights is None or weights.data_type != source_type:  # computed, or of the target type already
         return
     if len(node.input) < 4 or node.input[3] not in inits:
-        raise ValueError(f"{node.name}: int8 weights without a constant zero point are not supported")
+        raise ValueError(f"{node.name}: quantized weights without a constant zero point are not supported")
     for name in (node.input[1], node.input[3]):
         if name not in converted:
             value = numpy_helper.to_array(inits[name])
-            inits[name].CopyFrom(numpy_helper.from_array((value.astype(np.int16) + 128).astype(np.uint8), name))
+            inits[name].CopyFrom(numpy_helper.from_array((value.astype(np.int16) + shift).astype(dtype), name))
             converted.add(name)
 
 
