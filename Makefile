@@ -76,9 +76,10 @@ test-apiserver: install $(HELM)
 	@command -v kubectl >/dev/null || { echo "kubectl is needed for test-apiserver"; exit 1; }
 	SPANSTREAM_HELM=$(HELM) $(PY) -m pytest -q -rfE -s -p no:cacheprovider tests/deploy/apiserver_check.py
 
-# Seconds, not minutes: no broker, cluster, images, chart, embedded model or slow suites (markers in tests/conftest.py).
+# Seconds, not minutes: no broker, cluster, images, chart, embedded model, slow suites or spawned processes
+# (markers in tests/conftest.py); make test runs everything.
 test-unit: install
-	$(PY) -m pytest -q -m "not kafka and not cluster and not docker and not helm and not model and not slow"
+	$(PY) -m pytest -q -m "not kafka and not cluster and not docker and not helm and not model and not slow and not process"
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"

@@ -9,7 +9,7 @@ pytest_plugins = ["tests.kafka_fixtures", "tests.worker_harness"]
 
 
 # Markers by module, in one table, so `make test-unit` (``-m "not kafka and not cluster and not docker
-# and not helm and not model and not slow"``) takes seconds while `make test` runs everything.
+# and not helm and not model and not slow and not process"``) takes seconds while `make test` runs everything.
 MODULE_MARKERS = {
     "tests/deploy/test_image.py": ("docker",),
     "tests/deploy/test_compose.py": ("docker",),
@@ -24,7 +24,10 @@ MODULE_MARKERS = {
     "tests/http/test_overload_memory.py": ("slow",),
     "tests/http/test_fuzz_and_balancer.py": ("slow",),
     "tests/http/test_client_gone.py": ("slow",),
-    "tests/deploy/test_packaging.py": (),
+    "tests/deploy/test_packaging.py": ("process",),
+    "tests/deploy/test_dockerfile.py": ("process",),
+    "tests/http/": ("process",),
+    "tests/cli/": ("process",),
 }
 
 

@@ -173,13 +173,15 @@ async def test_requests_waiting_when_the_loop_dies_fail_instead_of_hanging(engin
 async def test_admission_is_bounded_by_measured_throughput_times_the_wait_target(engine):
     """With max_queue_wait_s the queue holds about that much work at the engine's measured rate,
     however generous max_queue_tokens is; a refusal says how long what is queued takes to run."""
-    queue = InferenceQueue(engine, Metrics.create(), QueueLimits(max_batch_wait_s=0, max_queue_wait_s=0.05))
+    gated = GatedEngine(engine)
+    queue = InferenceQueue(gated, Metrics.create(), QueueLimits(max_batch_wait_s=0, max_queue_wait_s=0.05))
     try:
         assert queue.token_bound == queue.limits.max_batch_tokens  # nothing measured yet: one batch
         await queue.submit(_texts(64), [LABELS] * 64, [PARAMS] * 64)
         rate = queue.throughput.tokens_per_s
         assert rate and queue.token_bound == min(queue.limits.max_queue_tokens, int(rate * 0.05))
         assert queue.token_bound < queue.limits.max_queue_tokens
+        gated.gate.clear()  # the engine holds the next batch: nothing drains while the flood comes
         admitted, refused = [], None
         for _ in range(2000):
             try:
@@ -191,9 +193,26 @@ async def test_admission_is_bounded_by_measured_throughput_times_the_wait_target
         assert refused.retry_after >= 1.0
         per_request = sum(p.tokens for p in engine.prepare(_texts(8), [LABELS] * 8))
         assert queue._queued_tokens <= queue.token_bound + per_request
+        gated.gate.set()
         await asyncio.gather(*admitted)
     finally:
+        gated.gate.set()
         await queue.close()
+
+
+class GatedEngine(RecordingEngine):
+    """``run`` waits while ``gate`` is clear: a busy engine, without depending on timing."""
+
+    def __init__(self, engine):
+        import threading
+
+        super().__init__(engine)
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def run(self, rows):
+        self.gate.wait(60)
+        return super().run(rows)
 
 
 class CountingPrepare(RecordingEngine):
