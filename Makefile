@@ -76,7 +76,7 @@ test-apiserver: install $(HELM)
 	@command -v kubectl >/dev/null || { echo "kubectl is needed for test-apiserver"; exit 1; }
 	SPANSTREAM_HELM=$(HELM) $(PY) -m pytest -q -rfE -s -p no:cacheprovider tests/deploy/apiserver_check.py
 
-# Seconds, not minutes: no broker, cluster, images, chart, embedded model, slow suites or spawned processes
+# ~20 s, not minutes: no broker, cluster, images, chart, embedded model, slow suites or spawned processes
 # (markers in tests/conftest.py); make test runs everything.
 test-unit: install
 	$(PY) -m pytest -q -m "not kafka and not cluster and not docker and not helm and not model and not slow and not process"

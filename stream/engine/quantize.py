@@ -128,18 +128,23 @@ def _weights_to_uint8(node, inits: dict, converted: set[str]) -> None:
 
 
 def _shift_weights(node, inits: dict, converted: set[str], source_type: int, shift: int, dtype) -> None:
-    from onnx import numpy_helper
-
     weights = inits.get(node.input[1])
     if weights is None or weights.data_type != source_type:  # computed, or of the target type already
         return
     if len(node.input) < 4 or node.input[3] not in inits:
         raise ValueError(f"{node.name}: quantized weights without a constant zero point are not supported")
     for name in (node.input[1], node.input[3]):
-        if name not in converted:
-            value = numpy_helper.to_array(inits[name])
-            inits[name].CopyFrom(numpy_helper.from_array((value.astype(np.int16) + shift).astype(dtype), name))
-            converted.add(name)
+        _shift_initializer(inits, name, shift, dtype, converted)
+
+
+def _shift_initializer(inits: dict, name: str, shift: int, dtype, converted: set[str]) -> None:
+    """``inits[name]`` + ``shift`` as ``dtype``, once per name (weights and zero points are shared)."""
+    from onnx import numpy_helper
+
+    if name not in converted:
+        value = numpy_helper.to_array(inits[name])
+        inits[name].CopyFrom(numpy_helper.from_array((value.astype(np.int16) + shift).astype(dtype), name))
+        converted.add(name)
 
 
 _U8S8_EXACT: bool | None = None
@@ -190,15 +195,9 @@ def exact_int8_path(src: Path, cache_root: str | Path | None = None) -> Path:
             if node.op_type == "MatMulInteger":
                 _weights_to_uint8(node, inits, converted)
             elif node.op_type == "DynamicQuantizeLSTM":  # W, R and their zero points (inputs 1, 2, 9, 11)
-                for i in (1, 2, 9, 11):
-                    name = node.input[i] if i < len(node.input) else ""
-                    if name in inits and inits[name].data_type == 3 and name not in converted:
-                        from onnx import numpy_helper
-
-                        value = numpy_helper.to_array(inits[name])
-                        inits[name].CopyFrom(numpy_helper.from_array(
-                            (value.astype(np.int16) + 128).astype(np.uint8), name))
-                        converted.add(name)
+                for name in (node.input[i] for i in (1, 2, 9, 11) if i < len(node.input)):
+                    if name in inits and inits[name].data_type == 3:
+                        _shift_initializer(inits, name, 128, np.uint8, converted)
         save_atomically(model, out)
     return out
 

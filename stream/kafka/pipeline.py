@@ -24,8 +24,6 @@ import logging
 import os
 import sys
 import time
-
-import orjson
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,7 +217,8 @@ class StreamPipeline:
     def _dead_letter_record(self, dead: DeadLetter, max_bytes: int | None = None) -> OutRecord:
         """The dead letter as a record that fits the dead-letter topic (``codec.fit_dead_letter``)."""
         letter = fit_dead_letter(dead, self.cfg.name, max_bytes or self.dead_letter_max_bytes)
-        return OutRecord(self.cfg.dead_letter_topic, letter.value, letter.key, letter.headers, dead.ref.partition)
+        return OutRecord(self.cfg.dead_letter_topic, letter.value, letter.key, letter.headers, dead.ref.partition,
+                         dead)
 
     async def _ack_loop(self) -> None:
         while True:
@@ -249,13 +248,12 @@ class StreamPipeline:
                     if await self.publisher.send_alone(record) is None:
                         continue
                     if record.topic == self.cfg.dead_letter_topic:  # the topic's limit is below what we read
-                        letter = orjson.loads(record.value)
-                        if not {"value", "headers", "key"} <= set(letter.get("omitted", {})):
+                        if record.letter is not None:
                             log.warning("the dead-letter topic refused a dead letter of %s[%d]@%d (%r); sending it "
                                         "without the original bytes", source.topic, source.partition, source.offset,
                                         error)
-                            dead = DeadLetter(source, letter["reason"], letter["message"])
-                            rejected.append((self._dead_letter_record(dead, max_bytes=1), source))
+                            bare = self._dead_letter_record(record.letter, max_bytes=1)
+                            rejected.append((bare._replace(letter=None), source))
                             continue
                         fatal(f"the dead-letter topic {record.topic} refuses even a dead letter without the "
                               f"record's bytes: {type(error).__name__}: {error}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 
@@ -37,6 +37,9 @@ class OutRecord(NamedTuple):
     key: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     source_partition: int
+    letter: Any = None
+    """Dead-letter records: the ``DeadLetter`` they carry, to send again without the record's bytes if
+    the topic refuses them (None once sent that way)."""
 
 
 class Publisher:

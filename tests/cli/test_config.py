@@ -68,7 +68,7 @@ def test_settings_that_cannot_work_together_are_refused_at_start():
         assert proc.returncode == 2 and key in proc.stderr, (env, proc.stderr)
 
 
-def test_the_prefetch_buffer_and_the_taken_records_are_bounded_by_bytes():
+def test_the_prefetch_buffer_is_sized_by_bytes_and_the_default_bound_follows_memory():
     """faust prefetched 4,096 records per stream whatever their size (4 GiB of 1 MiB records)."""
     from stream.config import PipelineConfig, load_settings
     from stream.kafka.app import prefetch_records
