@@ -44,9 +44,11 @@ class GraphPatternError(Exception):
     """The graph does not have the markerV0 structure this rewrite expects."""
 
 
-def fast_graph_path(src: Path, max_width: int, cache_root: str | Path | None = None) -> Path:
-    """Path of the rewritten graph for ``src`` (built on first use, then reused)."""
-    out = cache_dir(cache_root) / f"{src.stem}-{digest(src, FAST_GRAPH_VERSION + weight_kind())}-k{max_width}-fast.onnx"
+def fast_graph_path(src: Path, max_width: int, cache_root: str | Path | None = None, int8: bool = False) -> Path:
+    """Path of the rewritten graph for ``src`` (built on first use, then reused). An int8 graph's key
+    also names the weight kind this CPU needs (``quantize.weight_kind``); an fp32 one does not."""
+    version = FAST_GRAPH_VERSION + (weight_kind() if int8 else "")
+    out = cache_dir(cache_root) / f"{src.stem}-{digest(src, version)}-k{max_width}-fast.onnx"
     if not out.exists():
         save_atomically(rewrite(src, max_width), out)
         log.info("derived fast span-head graph %s from %s", out.name, src)

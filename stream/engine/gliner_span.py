@@ -65,7 +65,7 @@ class GlinerSpanEngine:
             onnx_file = int8_graph_path(onnx_file, cache_dir)
         if graph == "fast":
             try:
-                onnx_file = fast_graph_path(onnx_file, cfg.max_width, cache_dir)
+                onnx_file = fast_graph_path(onnx_file, cfg.max_width, cache_dir, int8=folder.variant == "int8")
             except (GraphPatternError, ImportError) as exc:
                 log.warning("%s: fast span head not available (%s); using the exported graph", folder.onnx_file, exc)
                 graph = "exported"
