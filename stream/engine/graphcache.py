@@ -27,12 +27,15 @@ def cache_dir(root: str | Path | None = None) -> Path:
 
 
 def digest(path: Path, version: str) -> str:
-    """Content hash of ``path`` and the deriving code's ``version``: a changed source or recipe
-    never reuses a stale graph."""
+    """Content hash of ``path`` (with the external data files its weights live in) and the deriving
+    code's ``version``: a changed source or recipe never reuses a stale graph."""
+    from stream.engine.onnxfiles import external_files
+
     h = hashlib.sha256(version.encode())
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    for part in [Path(path), *external_files(path)]:
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()[:20]
 
 

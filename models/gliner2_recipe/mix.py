@@ -1,0 +1,241 @@
+"""The training mix: corpus sentences → gliner2 training rows (``{"input", "output"}`` JSONL).
+
+Labels are written as users write them (one paraphrase drawn per row); every NER row asks for the
+core types its corpus annotates completely but the row lacks (true negatives); relation, structure
+and classification rows come from the relation and classification corpora. A row whose text is in
+a zero-shot test set is dropped (counted in the build report).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from models.gliner2_recipe import corpora as C
+from models.gliner2_recipe import sources as S
+
+SEED = 20261203
+
+NER_NAMES = {
+    "PER": ["person", "person name", "people", "name of a person", "individual"],
+    "ORG": ["organization", "organisation", "company or institution", "organization name"],
+    "LOC": ["location", "place", "geographic location", "place name"],
+    "MISC": ["miscellaneous entity", "misc", "other named entity"],
+}
+
+# FewRel relations held out of training: relation evaluation asks for exactly these (zero-shot).
+HELD_OUT_RELATIONS = ("P177", "P364", "P361", "P641", "P59", "P206", "P155", "P26")
+
+SEMEVAL_NAMES = {  # (name when e1 is head, name when e2 is head)
+    "Component-Whole": ("component of", "has component"),
+    "Instrument-Agency": ("instrument used by", "uses instrument"),
+    "Member-Collection": ("member of collection", "collection has member"),
+    "Cause-Effect": ("causes", "caused by"),
+    "Entity-Destination": ("moved to", "destination of"),
+    "Content-Container": ("contained in", "contains"),
+    "Message-Topic": ("is about", "topic of"),
+    "Product-Producer": ("produced by", "produces"),
+    "Entity-Origin": ("originates from", "origin of"),
+}
+
+# Entity types FewRel's training relations imply for their head and tail (only where unambiguous).
+ROLE_TYPES = {
+    "P413": ("athlete", "position played"), "P2094": ("athlete", "competition class"),
+    "P412": ("singer", "voice type"), "P410": ("person", "military rank"), "P25": ("person", "person"),
+    "P40": ("person", "person"), "P50": ("book", "writer"), "P161": ("film", "actor"),
+    "P162": ("film", "film producer"), "P344": ("film", "cinematographer"), "P272": ("film", "production company"),
+    "P509": ("person", "cause of death"), "P414": ("company", "stock exchange"), "P54": ("athlete", "sports team"),
+    "P166": ("person", "award"), "P172": ("person", "ethnic group"), "P108": ("person", "employer"),
+    "P749": ("company", "parent organization"), "P1056": ("company", "product"),
+}
+
+EMOTION_TASKS = ["emotion", "feeling", "emotion expressed"]
+TOPIC_TASKS = ["topic", "news category", "category"]
+
+
+def _key(words: list[str] | str) -> str:
+    text = words if isinstance(words, str) else " ".join(words)
+    return re.sub(r"\W+", "", text.lower())
+
+
+def _dev(key: str) -> bool:
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 20 == 0
+
+
+def _mention(words: list[str], span: C.Span) -> str:
+    return " ".join(words[span.start:span.end + 1])
+
+
+def test_texts() -> set[str]:
+    """Normalised texts of every zero-shot test set (never trained on)."""
+    keys = set()
+    for domain in ("ai", "literature", "music", "politics", "science"):
+        for split in ("train", "dev", "test"):
+            src = S.Source(*S.CROSSNER, f"ner_data/{domain}/{split}.txt", "", "test")
+            keys |= {_key(t.words) for t in C.read_bio(S.read(src))}
+    keys |= {_key(text) for text, _ in C.read_uniner(S.read(S.SOURCES["mit_restaurant"]))}
+    keys |= {_key(x.text) for x in C.read_trec(S.read(S.SOURCES["trec"]))}
+    return keys
+
+
+def ner_rows(rng: random.Random, name: str, limit: int):
+    """Rows of 1–3 consecutive sentences; (row, dev) pairs."""
+    sentences = list(C.read_bio(S.read(S.SOURCES[name])))
+    types = {s.label for t in sentences for s in t.spans}
+    i = 0
+    out = []
+    while i < len(sentences) and len(out) < limit:
+        k = 1 if name == "wikiann" else rng.choice((1, 2, 3))
+        group = sentences[i:i + k]
+        i += k
+        words: list[str] = []
+        spans: list[C.Span] = []
+        for t in group:
+            spans += [C.Span(s.start + len(words), s.end + len(words), s.label) for s in t.spans]
+            words += t.words
+        if len(words) > 120 or len(words) < 4:
+            continue
+        out.append((words, spans, types))
+    return out
+
+
+def ner_row(rng: random.Random, words, spans, types) -> dict:
+    names = {t: rng.choice(NER_NAMES[t]) for t in types}
+    entities: dict[str, list[str]] = {}
+    for t in sorted(types, key=lambda _: rng.random()):
+        entities[names[t]] = []
+    for s in spans:
+        m = _mention(words, s)
+        if m not in entities[names[s.label]]:
+            entities[names[s.label]].append(m)
+    row = {"input": " ".join(words), "output": {"entities": entities}}
+    grouped = {t: entities[names[t]] for t in ("PER", "ORG", "LOC") if t in types and entities[names[t]]}
+    if len(grouped) >= 2 and rng.random() < 0.25:
+        fields = {"PER": rng.choice(["people", "persons", "names"]),
+                  "ORG": rng.choice(["organizations", "companies and institutions"]),
+                  "LOC": rng.choice(["places", "locations"])}
+        row["output"]["json_structures"] = [{rng.choice(["mentions", "named entities", "record"]):
+                                             {fields[t]: v for t, v in grouped.items()}}]
+    return row
+
+
+def relation_name(source: str, relation: str, names: dict) -> tuple[str, bool]:
+    """(natural name, swap head and tail)."""
+    if source == "fewrel_semeval":
+        base, _, direction = relation.partition("(")
+        forward, backward = SEMEVAL_NAMES[base]
+        return (forward, False) if direction.startswith("e1") else (backward, False)
+    if source == "fewrel_pubmed":
+        return relation.replace("_", " "), False
+    return names[relation][0], False
+
+
+def relation_rows(rng: random.Random, names: dict):
+    rows, dev = [], []
+    for source in ("fewrel_wiki", "fewrel_nyt", "fewrel_semeval", "fewrel_pubmed"):
+        items = [x for x in C.read_fewrel(S.read(S.SOURCES[source])) if x.relation not in HELD_OUT_RELATIONS]
+        all_names = sorted({relation_name(source, x.relation, names)[0] for x in items})
+        for x in items:
+            rel, _ = relation_name(source, x.relation, names)
+            head, tail = _mention(x.words, x.head), _mention(x.words, x.tail)
+            out: dict = {"relations": [{rel: {"head": head, "tail": tail}}]}
+            if x.relation in ROLE_TYPES and rng.random() < 0.7:
+                h, t = ROLE_TYPES[x.relation]
+                ents: dict[str, list[str]] = {}
+                ents.setdefault(h, []).append(head)
+                if tail not in ents.setdefault(t, []):
+                    ents[t].append(tail)
+                out["entities"] = ents
+            if rng.random() < 0.2:
+                choices = rng.sample([n for n in all_names if n != rel], min(4, len(all_names) - 1)) + [rel]
+                rng.shuffle(choices)
+                out["json_structures"] = [{"fact": {"subject": head, "object": tail,
+                                                    "relation": {"value": rel, "choices": choices}}}]
+            row = {"input": " ".join(x.words), "output": out}
+            (dev if _dev(_key(x.words)) else rows).append(row)
+    return rows, dev
+
+
+def classification_rows(rng: random.Random):
+    rows = []
+    for source, tasks, reader in (("emotion", EMOTION_TASKS, C.read_emotion), ("ag_news", TOPIC_TASKS, C.read_ag_news)):
+        items = list(reader(S.read(S.SOURCES[source])))
+        labels = sorted({x.label for x in items})
+        for x in items:
+            rows.append({"input": x.text, "output": {"classifications": [
+                {"task": rng.choice(tasks), "labels": labels, "true_label": [x.label]}]}})
+    return rows
+
+
+def legacy_rows(work: Path) -> list[dict]:
+    """The first recipe's rows (Wikipedia text labelled by the spaCy teacher, WordNet classes with
+    their negatives, faker PII; ``models.recipe.data``) in gliner2's form."""
+    from models.recipe.data import build as build_legacy
+
+    train_path, _ = build_legacy(work / "legacy")
+    rows = []
+    for line in open(train_path):
+        row = json.loads(line)
+        words = row["tokenized_text"]
+        entities: dict[str, list[str]] = {}
+        for s, e, label in row["ner"]:
+            mention = " ".join(words[s:e + 1])
+            if mention not in entities.setdefault(label, []):
+                entities[label].append(mention)
+        for label in row.get("ner_negatives", []):
+            entities.setdefault(label, [])
+        rows.append({"input": " ".join(words), "output": {"entities": entities}})
+    return rows
+
+
+def build(work: Path, limits: dict[str, int] | None = None) -> dict:
+    """Writes ``train.jsonl``, ``dev.jsonl`` (gliner2 rows) and ``dev_ner.jsonl`` (gold spans for
+    threshold choice); returns the build report (counts per source, overlap with test sets)."""
+    limits = {"conll2003": 3000, "wikiann": 2500, "wikineural_val": 4000, "wikineural_test": 4000,
+              "wikigold": 1000, "legacy": 9000, "relations": 7000, "emotion": 2500, "ag_news": 600,
+              **(limits or {})}
+    rng = random.Random(SEED)
+    work.mkdir(parents=True, exist_ok=True)
+    tests = test_texts()
+    report: Counter = Counter()
+    train, dev, dev_ner = [], [], []
+    for name in ("conll2003", "wikiann", "wikineural_val", "wikineural_test", "wikigold"):
+        for words, spans, types in ner_rows(rng, name, limits[name]):
+            key = _key(words)
+            if key in tests:
+                report[f"dropped (in a test set): {name}"] += 1
+                continue
+            row = ner_row(rng, words, spans, types)
+            if _dev(key):
+                dev.append(row)
+                dev_ner.append({"words": words, "spans": [list(s) for s in spans], "source": name})
+            else:
+                train.append(row)
+                report[name] += 1
+    legacy = [r for r in legacy_rows(work) if _key(r["input"]) not in tests][:limits["legacy"]]
+    train += legacy
+    report["legacy (teacher, WordNet, PII)"] = len(legacy)
+    names = json.loads(S.read(S.SOURCES["fewrel_names"]))
+    rel_train, rel_dev = relation_rows(rng, names)
+    rng.shuffle(rel_train)
+    rel_train = [r for r in rel_train if _key(r["input"]) not in tests][:limits["relations"]]
+    train += rel_train
+    dev += rel_dev[:500]
+    report["relations"] = len(rel_train)
+    cls = [r for r in classification_rows(rng) if _key(r["input"]) not in tests]
+    emotion = [r for r in cls if r["output"]["classifications"][0]["task"] in EMOTION_TASKS][:limits["emotion"]]
+    topic = [r for r in cls if r["output"]["classifications"][0]["task"] in TOPIC_TASKS][:limits["ag_news"]]
+    train += emotion + topic
+    report["emotion"], report["ag_news"] = len(emotion), len(topic)
+    rng.shuffle(train)
+    for path, rows in (("train.jsonl", train), ("dev.jsonl", dev), ("dev_ner.jsonl", dev_ner)):
+        with open(work / path, "w") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    report["train rows"], report["dev rows"], report["dev ner rows"] = len(train), len(dev), len(dev_ner)
+    (work / "build.json").write_text(json.dumps(dict(report), indent=1))
+    return dict(report)
