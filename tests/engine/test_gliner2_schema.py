@@ -54,7 +54,17 @@ def test_prompt_order_is_structures_entities_relations_classifications():
     ({"structures": {"p": {"fields": [{"name": "f", "choices": []}]}}}, "choices"),
     ({"structures": {"p": {"fields": [{"name": "f", "colour": "red"}]}}}, "unknown key"),
     ({"relations": "works_for"}, "schema.relations"),
-    ({"entities": ["x"], "entity_attributes": {"g": {"labels": ["a"]}}}, "boundary"),
+    ({"entity_attributes": {"g": {"labels": ["a"]}}}, "schema.entity_attributes: needs entities"),
+    ({"entities": ["x"], "entity_attributes": {}}, "schema.entity_attributes"),
+    ({"entities": ["x"], "entity_attributes": {"text": {"labels": ["a"]}}}, "schema.entity_attributes.text"),
+    ({"entities": ["x"], "entity_attributes": {"g": {"labels": []}}}, "schema.entity_attributes.g.labels"),
+    ({"entities": ["x"], "entity_attributes": {"g": {"labels": ["a", "a"]}}}, "schema.entity_attributes.g.labels[1]"),
+    ({"entities": ["x"], "entity_attributes": {"g": {"labels": ["a"]}, "h": {"labels": ["a"]}}},
+     "also in group 'g'"),
+    ({"entities": ["x"], "entity_attributes": {"g": {"labels": ["a"], "applies_to": ["y"]}}}, "unknown entity type"),
+    ({"entities": ["x"], "entity_attributes": {"g": {"labels": ["a"], "threshold": 2}}}, "g.threshold"),
+    ({"entities": ["x"], "entity_attributes": {"g": {"labels": ["a"], "colour": 1}}}, "unknown key"),
+    ({"entities": ["x", "a"], "entity_attributes": {"g": {"labels": ["a"]}}}, "set qualify_labels"),
     ([1, 2], "must be an object"),
     # gliner2 would silently overwrite one result with the other
     ({"structures": {"x": {"fields": ["f"]}}, "classifications": [{"task": "x", "labels": ["a", "b"]}]}, "two tasks"),
@@ -64,4 +74,21 @@ def test_bad_schemas_are_refused_with_the_key(raw, where):
     with pytest.raises(InvalidInput) as err:
         parse_schema(raw)
     assert where in err.value.message
-    assert err.value.reason in ("invalid_schema", "unsupported_schema")
+    assert err.value.reason == "invalid_schema"
+
+
+def test_entity_attributes_join_the_entity_prompt_after_the_types_sorted():
+    """gliner2 2.1 adds attribute labels (qualified as "group: label" when asked) to the entity
+    task after the entity types, sorted; the request's label count includes them."""
+    from stream.engine.gliner2.prompt import schema_tasks
+    from stream.engine.gliner2.schema import schema_size
+
+    schema = parse_schema({"entities": ["person", "company"],
+                           "entity_attributes": {"sentiment": {"labels": ["positive", "negative"]},
+                                                 "role": {"labels": ["ceo", "a"], "qualify_labels": True,
+                                                          "applies_to": ["person"], "multi_label": True}}})
+    (task,) = schema_tasks(schema)
+    assert task.fields == ("person", "company", "negative", "positive", "role: a", "role: ceo")
+    assert schema_size(schema) == 6
+    role = next(g for g in schema.attributes if g.name == "role")
+    assert role.applies_to == ("person",) and role.multi_label and role.threshold == 0.5

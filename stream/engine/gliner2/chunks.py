@@ -145,19 +145,23 @@ def _merge_values(values: list[Any], policy: str) -> Any:
     return non_empty[0]
 
 
+_SPAN_KEYS = {"text", "confidence", "start", "end"}
+
+
 def _strip(value: Any, confidence: bool, spans: bool) -> Any:
     if isinstance(value, list):
         return [_strip(v, confidence, spans) for v in value]
     if isinstance(value, dict):
         if _is_span(value):
-            if not confidence and not spans:
+            attributes = {k: v for k, v in value.items() if k not in _SPAN_KEYS}  # kept whole, as decoded
+            if not confidence and not spans and not attributes:
                 return value.get("text", "")
             out = {"text": value.get("text", "")}
             if confidence and "confidence" in value:
                 out["confidence"] = value["confidence"]
             if spans:
                 out["start"], out["end"] = value["start"], value["end"]
-            return out
+            return {**out, **attributes}
         if _is_class(value):
             return {"label": value["label"], "confidence": value["confidence"]} if confidence else value["label"]
         if "text" in value and "confidence" in value and "start" not in value and "end" not in value:

@@ -23,6 +23,7 @@ import numpy as np
 from stream.engine.gliner2.overlap import RawSpan, first, resolve
 from stream.engine.gliner2.prompt import Encoded, Prompt, Task
 from stream.engine.gliner2.schema import (
+    AttributeGroup,
     Classification,
     EntityType,
     RelationType,
@@ -46,6 +47,8 @@ class TaskScores(NamedTuple):
     probs: np.ndarray | None
     "Span tasks: [count, fields, words, width] probabilities over every word (prefix, text,"
     " synthetic period); classification: [labels]."
+    logits: np.ndarray | None = None
+    "The entity task's logits, like ``probs``, when the schema has entity attributes."
 
 
 def find_spans(scores: np.ndarray, threshold: float, enc: Encoded, text: str) -> list[RawSpan]:
@@ -101,19 +104,57 @@ def _text_scores(probs: np.ndarray, enc: Encoded) -> np.ndarray:
 
 
 def decode_entities(entities: Sequence[EntityType], scores: TaskScores, enc: Encoded, text: str,
-                    opts: Options) -> dict:
+                    opts: Options, attributes: Sequence[AttributeGroup] = ()) -> dict:
+    """``entities`` is the entity task's prompt (types, then attribute labels)."""
     if scores.count <= 0:
         return {}
     probs = _text_scores(scores.probs[0], enc)
+    index = {e.name: i for i, e in enumerate(entities)}
+    prompt_labels = {g.prompt_label(label) for g in attributes for label in g.labels}
     out = {}
     for i, e in enumerate(entities):
+        if e.name in prompt_labels:
+            continue
         threshold = opts.threshold if e.threshold is None else e.threshold
         spans = resolve(find_spans(probs[i], threshold, enc, text), opts.overlap_policy)
         if e.dtype != "list":
             spans = spans[:1]
+        if attributes:
+            logits = _text_scores(scores.logits[0], enc)
+            values = [_attributed(s, e.name, logits, index, attributes, enc, opts) for s in spans]
+            out[e.name] = _dedupe(values) if e.dtype == "list" else (values[0] if values else None)
+            continue
         value = _spans_value(spans, e.dtype, opts, None)
         out[e.name] = value if value != "" else None
     return out
+
+
+def _attributed(span: RawSpan, entity: str, logits: np.ndarray, index: dict[str, int],
+                attributes: Sequence[AttributeGroup], enc: Encoded, opts: Options) -> dict:
+    """gliner2's attributed entity: always a dict (text, confidence/offsets as asked), plus each
+    group that applies to its type — single-label: softmax over the group's logits at the span;
+    multi-label: every label whose sigmoid passes the group's threshold."""
+    start = enc.words.starts.index(span.start)
+    width = enc.words.ends.index(span.end) - start
+    value: dict[str, Any] = {"text": span.text}
+    if opts.include_confidence:
+        value["confidence"] = span.confidence
+    if opts.include_spans:
+        value["start"], value["end"] = span.start, span.end
+    for g in attributes:
+        if g.applies_to is not None and entity not in g.applies_to:
+            continue
+        x = np.asarray([logits[index[g.prompt_label(label)], start, width] for label in g.labels], dtype=np.float32)
+        if g.multi_label:
+            p = 1.0 / (1.0 + np.exp(-x))
+            value[g.name] = [{"label": label, "confidence": float(q)} for label, q in zip(g.labels, p)
+                             if q >= g.threshold]
+        else:
+            e = np.exp(x - x.max())
+            p = e / e.sum()
+            best = int(np.argmax(p))
+            value[g.name] = {"label": g.labels[best], "confidence": float(p[best])}
+    return value
 
 
 def decode_relation(rel: RelationType, scores: TaskScores, enc: Encoded, text: str, opts: Options) -> list:
@@ -212,7 +253,7 @@ def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores]
         if task.kind == "structure":
             result[task.name] = decode_structure(task.spec, s, prompt, enc, text, opts)
         elif task.kind == "entities":
-            result["entities"] = decode_entities(task.spec, s, enc, text, opts)
+            result["entities"] = decode_entities(task.spec, s, enc, text, opts, prompt.schema.attributes)
         elif task.kind == "relation":
             relations[task.name] = decode_relation(task.spec, s, enc, text, opts)
         else:

@@ -206,11 +206,15 @@ class Gliner2Engine:
                     tasks = by_row[i]
                     part = (starts[bounds[n]:bounds[n + 1]], ends[bounds[n]:bounds[n + 1]])
                     flat = np.concatenate([q.reshape(-1, q.shape[-1]) for _, _, q in tasks])
-                    probs = _sigmoid(self.heads.span_logits(words[n], flat, part))
+                    logits = self.heads.span_logits(words[n], flat, part)
+                    probs = _sigmoid(logits)
                     at = 0
                     for t, k, q in tasks:
                         c, m = q.shape[0], q.shape[1]
-                        out[i][t] = TaskScores(k, probs[at:at + c * m].reshape(c, m, *probs.shape[1:]))
+                        shape = (c, m, *probs.shape[1:])
+                        keep = rows[i].prompt.tasks[t].kind == "entities" and rows[i].prompt.schema.attributes
+                        out[i][t] = TaskScores(k, probs[at:at + c * m].reshape(shape),
+                                               logits[at:at + c * m].reshape(shape) if keep else None)
                         at += c * m
         for i, r in enumerate(rows):
             for t, task in enumerate(r.prompt.tasks):

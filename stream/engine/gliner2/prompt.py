@@ -97,7 +97,7 @@ def schema_tasks(schema: Schema) -> tuple[Task, ...]:
     """Tasks in gliner2's prompt order: structures, entities, relations, classifications."""
     tasks = [structure_task(s) for s in schema.structures]
     if schema.entities:
-        tasks.append(entities_task(schema.entities))
+        tasks.append(entities_task(schema.prompt_entities))
     tasks += [relation_task(r) for r in schema.relations]
     tasks += [classification_task(c) for c in schema.classifications]
     return tuple(tasks)

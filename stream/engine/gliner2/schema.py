@@ -7,13 +7,17 @@ Accepts what ``gliner2.Schema.from_dict`` reads (and ``Schema.to_dict`` writes):
                                             "name::str::[a|b]::description", ...]}},
      "classifications": [{"task", "labels": [..] | {label: description}, "multi_label",
                           "cls_threshold", "top_k", "class_act", "prompt", "examples"}],
-     "relations": ["works_for"] | {"works_for": "description" | {"description", "threshold"}}}
+     "relations": ["works_for"] | {"works_for": "description" | {"description", "threshold"}},
+     "entity_attributes": {"sentiment": {"labels": [..], "multi_label", "threshold", "applies_to",
+                                         "qualify_labels"}}}
 
 Field entries may also be gliner2's field-spec strings (``extract_json``'s form). Unknown keys
 and bad values are refused with ``InvalidInput('invalid_schema', ...)`` naming the key, as
 gliner2's pydantic models refuse them. Record modes (``mode``, ``anchor``, ``cardinality``,
-``exclusive``) are accepted and, as in gliner2's span models, do not change decoding;
-``entity_attributes`` needs a boundary (GLiNER2.5) checkpoint and is refused.
+``exclusive``) are accepted and, as in gliner2's span models, do not change decoding.
+``entity_attributes`` adds its labels (``"group: label"`` when qualified) to the entity prompt,
+after the entity types, sorted, as gliner2 2.1 does; each kept entity span gets the groups that
+apply to its type.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from typing import Any
 
 from stream.errors import InvalidInput
 
-__all__ = ["Classification", "EntityType", "Field", "RelationType", "Schema", "Structure", "parse_schema", "schema_size"]
+__all__ = ["AttributeGroup", "Classification", "EntityType", "Field", "RelationType", "Schema", "Structure",
+           "parse_schema", "schema_size"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,22 @@ class RelationType:
 
 
 @dataclass(frozen=True)
+class AttributeGroup:
+    """gliner2's ``AttributeGroup``: values given to extracted entity spans."""
+
+    name: str
+    labels: tuple[str, ...]
+    multi_label: bool = False
+    threshold: float = 0.5
+    applies_to: tuple[str, ...] | None = None
+    qualify_labels: bool = False
+
+    def prompt_label(self, label: str) -> str:
+        """The label as the model reads it (the result names it unqualified)."""
+        return f"{self.name}: {label}" if self.qualify_labels else label
+
+
+@dataclass(frozen=True)
 class Schema:
     """One extraction request: every task runs in one encoder pass."""
 
@@ -78,11 +99,19 @@ class Schema:
     structures: tuple[Structure, ...] = ()
     classifications: tuple[Classification, ...] = ()
     relations: tuple[RelationType, ...] = ()
+    attributes: tuple[AttributeGroup, ...] = ()
+
+    @property
+    def prompt_entities(self) -> tuple[EntityType, ...]:
+        """The entity types, then the attribute labels (sorted): the entity task's prompt."""
+        labels = sorted({g.prompt_label(label) for g in self.attributes for label in g.labels})
+        return self.entities + tuple(EntityType(label) for label in labels)
 
 
 def schema_size(schema: Schema) -> int:
-    """Entity types + fields + relations + classes: what a request's label limit counts."""
-    return (len(schema.entities) + len(schema.relations) + sum(len(s.fields) for s in schema.structures)
+    """Prompt labels (entity types and attribute labels) + fields + relations + classes: what a
+    request's label limit counts."""
+    return (len(schema.prompt_entities) + len(schema.relations) + sum(len(s.fields) for s in schema.structures)
             + sum(len(c.labels) for c in schema.classifications))
 
 
@@ -263,6 +292,50 @@ def _classification(raw: Any, where: str) -> Classification:
                           examples=tuple((a, b) for a, b in examples))
 
 
+_ATTRIBUTE_KEYS = {"labels", "multi_label", "threshold", "applies_to", "qualify_labels"}
+_RESERVED_GROUPS = {"text", "confidence", "start", "end"}
+
+
+def _attributes(raw: Any, entities: tuple[EntityType, ...], where: str) -> tuple[AttributeGroup, ...]:
+    """gliner2's ``Schema.entity_attributes`` checks, each refusal naming the key."""
+    if not isinstance(raw, dict) or not raw:
+        raise _bad(where, "must be a non-empty object {group: {labels: [...]}}")
+    names = {e.name for e in entities}
+    groups, owner = [], {}
+    for group, cfg in raw.items():
+        at = f"{where}.{group}"
+        if not isinstance(group, str) or not group or group in _RESERVED_GROUPS:
+            raise _bad(at, f"a group name must be non-empty and not one of {sorted(_RESERVED_GROUPS)}")
+        _keys(cfg, at, _ATTRIBUTE_KEYS, ("labels",))
+        labels = cfg["labels"]
+        if not isinstance(labels, list) or not labels:
+            raise _bad(f"{at}.labels", "must be a non-empty list of strings")
+        for i, label in enumerate(labels):
+            if not isinstance(label, str) or not label.strip():
+                raise _bad(f"{at}.labels[{i}]", "must be a non-empty string")
+            if label in owner:
+                where_else = "this group" if owner[label] == group else f"group {owner[label]!r}"
+                raise _bad(f"{at}.labels[{i}]", f"{label!r} is also in {where_else}")
+            owner[label] = group
+        applies_to = cfg.get("applies_to")
+        if applies_to is not None:
+            if not isinstance(applies_to, list) or not all(isinstance(a, str) for a in applies_to):
+                raise _bad(f"{at}.applies_to", "must be a list of entity type names")
+            if unknown := sorted(set(applies_to) - names):
+                raise _bad(f"{at}.applies_to", f"unknown entity type(s) {unknown}")
+        for flag in ("multi_label", "qualify_labels"):
+            if not isinstance(cfg.get(flag, False), bool):
+                raise _bad(f"{at}.{flag}", "must be a boolean")
+        threshold = _threshold(cfg.get("threshold", 0.5), f"{at}.threshold")
+        groups.append(AttributeGroup(group, tuple(labels), cfg.get("multi_label", False),
+                                     0.5 if threshold is None else threshold,
+                                     None if applies_to is None else tuple(applies_to),
+                                     cfg.get("qualify_labels", False)))
+    if clash := sorted({g.prompt_label(label) for g in groups for label in g.labels} & names):
+        raise _bad(where, f"attribute labels {clash} are also entity types; set qualify_labels")
+    return tuple(groups)
+
+
 _TOP_KEYS = {"entities", "structures", "classifications", "relations", "entity_attributes"}
 
 
@@ -271,9 +344,6 @@ def parse_schema(raw: Any, where: str = "schema") -> Schema:
     if isinstance(raw, Schema):
         return raw
     _keys(raw, where, _TOP_KEYS)
-    if raw.get("entity_attributes") is not None:
-        raise InvalidInput("unsupported_schema", f"{where}.entity_attributes: entity attributes need a "
-                                                 "boundary (GLiNER2.5) checkpoint; span models do not have them")
     entities: tuple[EntityType, ...] = ()
     if raw.get("entities") is not None:
         entities = tuple(
@@ -306,7 +376,12 @@ def parse_schema(raw: Any, where: str = "schema") -> Schema:
     if clash := sorted({k for k in keys if keys.count(k) > 1 or k in ("entities", "relation_extraction")}):
         raise _bad(where, f"{clash} would be the result key of two tasks; structures and classification "
                           "tasks need distinct names, other than 'entities' and 'relation_extraction'")
-    schema = Schema(entities, structures, classifications, relations)
+    attributes: tuple[AttributeGroup, ...] = ()
+    if raw.get("entity_attributes") is not None:
+        if not entities:
+            raise _bad(f"{where}.entity_attributes", "needs entities")
+        attributes = _attributes(raw["entity_attributes"], entities, f"{where}.entity_attributes")
+    schema = Schema(entities, structures, classifications, relations, attributes)
     if not (entities or structures or classifications or relations):
         raise _bad(where, "at least one of entities, structures, classifications or relations is required")
     return schema
