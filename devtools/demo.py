@@ -21,6 +21,13 @@ from stream.cli.kafka_io import create_topics, format_event
 
 TOPICS = ("spanstream-demo-texts", "spanstream-demo-entities", "spanstream-demo-dead-letters")
 LABELS = ["person", "organization", "location", "date"]
+# A GLiNER2 model also runs a schema pipeline: entities, a classification, a structure and
+# relations from one schema, in one encoder pass per text.
+EXTRACT_TOPICS = ("spanstream-demo-texts-for-schema", "spanstream-demo-extractions")
+SCHEMA = {"entities": LABELS,
+          "classifications": [{"task": "topic", "labels": ["politics", "business", "sports", "science", "health"]}],
+          "structures": {"fact": {"fields": ["subject::str", "object::str"]}},
+          "relations": ["employer", "member of sports team", "award received"]}
 
 SAMPLE = [
     "Angela Merkel met Emmanuel Macron in Paris on Tuesday to discuss the European Union budget.",
@@ -59,10 +66,12 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None
     raise TimeoutError("worker did not become ready")
 
 
-async def _produce_and_show(bootstrap: str, run_id: str) -> int:
+async def _produce_and_show(bootstrap: str, run_id: str, schema: bool) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    consumer = AIOKafkaConsumer(TOPICS[1], TOPICS[2], bootstrap_servers=bootstrap, auto_offset_reset="latest",
+    inputs = [TOPICS[0]] + ([EXTRACT_TOPICS[0]] if schema else [])
+    outputs = [TOPICS[1], TOPICS[2]] + ([EXTRACT_TOPICS[1]] if schema else [])
+    consumer = AIOKafkaConsumer(*outputs, bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 group_id=f"spanstream-demo-reader-{run_id}", enable_auto_commit=False)
     await consumer.start()
     while not consumer.assignment():
@@ -71,13 +80,15 @@ async def _produce_and_show(bootstrap: str, run_id: str) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        for i, text in enumerate(SAMPLE):
-            await producer.send_and_wait(TOPICS[0], orjson.dumps({"id": f"{run_id}-{i}", "text": text}),
-                                         key=f"doc-{i}".encode())
-        print(f"produced {len(SAMPLE)} text events to {TOPICS[0]}; entity events from {TOPICS[1]}:\n", flush=True)
-        seen = 0
+        for topic in inputs:
+            for i, text in enumerate(SAMPLE):
+                await producer.send_and_wait(topic, orjson.dumps({"id": f"{run_id}-{i}", "text": text}),
+                                             key=f"doc-{i}".encode())
+        shown = f"entity events from {TOPICS[1]}" + (f", extraction events from {EXTRACT_TOPICS[1]}" if schema else "")
+        print(f"produced {len(SAMPLE)} text events to {', '.join(inputs)}; {shown}:\n", flush=True)
+        seen, expected = 0, len(SAMPLE) * len(inputs)
         deadline = time.monotonic() + 120
-        while seen < len(SAMPLE) and time.monotonic() < deadline:
+        while seen < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
                 for rec in records:
@@ -86,24 +97,34 @@ async def _produce_and_show(bootstrap: str, run_id: str) -> int:
                         continue
                     idx = int(str(event.get("id", "-0")).rsplit("-", 1)[1]) if "id" in event else -1
                     print(f"  {SAMPLE[idx] if idx >= 0 else ''}")
-                    print(f"    → {format_event(rec.value)}\n", flush=True)
+                    print(f"    → [{rec.topic}] {format_event(rec.value)}\n", flush=True)
                     seen += 1
     finally:
         await producer.stop()
         await consumer.stop()
-    return 0 if seen == len(SAMPLE) else 1
+    return 0 if seen == expected else 1
 
 
 def run(args: argparse.Namespace) -> int:
-    asyncio.run(create_topics(args.bootstrap, list(TOPICS), partitions=2))
+    from stream.engine import default_model_path
+    from stream.engine.gliner2.engine import is_gliner2_folder
+
+    schema = is_gliner2_folder(args.model or default_model_path())
+    asyncio.run(create_topics(args.bootstrap, list(TOPICS) + (list(EXTRACT_TOPICS) if schema else []), partitions=2))
     run_id = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="spanstream-demo-") as tmp:
         config = Path(tmp) / "pipelines.toml"
-        config.write_text(
-            "[[pipelines]]\n"
-            'name = "demo"\n'
-            f'input_topics = ["{TOPICS[0]}"]\noutput_topic = "{TOPICS[1]}"\ndead_letter_topic = "{TOPICS[2]}"\n'
-            f"labels = {LABELS!r}\n".replace("'", '"') + "threshold = 0.4\n")
+        text = ("[[pipelines]]\n"
+                'name = "demo"\n'
+                f'input_topics = ["{TOPICS[0]}"]\noutput_topic = "{TOPICS[1]}"\ndead_letter_topic = "{TOPICS[2]}"\n'
+                f"labels = {LABELS!r}\n".replace("'", '"') + "threshold = 0.4\n")
+        if schema:
+            (Path(tmp) / "schema.json").write_bytes(orjson.dumps(SCHEMA))
+            text += ("\n[[pipelines]]\n"
+                     'name = "demo-schema"\n'
+                     f'input_topics = ["{EXTRACT_TOPICS[0]}"]\noutput_topic = "{EXTRACT_TOPICS[1]}"\n'
+                     f'dead_letter_topic = "{TOPICS[2]}"\nschema = "schema.json"\nthreshold = 0.4\n')
+        config.write_text(text)
         cmd = [sys.executable, "-m", "stream", "worker", "--config", str(config), "--bootstrap", args.bootstrap,
                "--group-id", "spanstream-demo", "--http-port", str(args.http_port), "--data-dir", tmp,
                "--loglevel", "warning"]
@@ -114,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             _wait_ready(args.http_port, worker)
             print(f"worker ready (metrics: http://127.0.0.1:{args.http_port}/metrics)", flush=True)
-            code = asyncio.run(_produce_and_show(args.bootstrap, run_id))
+            code = asyncio.run(_produce_and_show(args.bootstrap, run_id, schema))
         finally:
             worker.send_signal(signal.SIGTERM)
             try:

@@ -105,11 +105,44 @@ def run_produce(args) -> int:
     return asyncio.run(_produce(args))
 
 
+def _value(v) -> str:
+    """A span, choice or class value as text (dicts carry it under "text" or "label")."""
+    if isinstance(v, dict):
+        return str(v.get("text", v.get("label", "")))
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return str(v)
+
+
+def _score(v) -> str:
+    return f"{v['confidence']:.2f}" if isinstance(v, dict) and "confidence" in v else ""
+
+
+def _task(name: str, value) -> str:
+    """One task of an extraction event's result on one line."""
+    if name == "entities":
+        ents = [f"{_value(v)} ({' '.join(filter(None, (label, _score(v))))})"
+                for label, vs in value.items() for v in (vs if isinstance(vs, list) else [vs] if vs else [])]
+        return "entities: " + (", ".join(ents) or "(none)")
+    if name == "relation_extraction":
+        rels = [f"{rel}({_value(p['head'])}, {_value(p['tail'])})" if isinstance(p, dict) else f"{rel}({p[0]}, {p[1]})"
+                for rel, pairs in value.items() for p in pairs]
+        return "relations: " + (", ".join(rels) or "(none)")
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "label" not in v for v in value):
+        insts = ["{" + ", ".join(f"{k}: {_value(v)}" for k, v in inst.items()) + "}" for inst in value]
+        return f"{name}: " + ", ".join(insts)
+    if isinstance(value, list):  # a multi-label class list, or a structure with no instance
+        return f"{name}: " + (", ".join(_value(v) for v in value) or "(none)")
+    return f"{name}: {_value(value)}" + (f" ({_score(value)})" if _score(value) else "")
+
+
 def format_event(value: bytes) -> str:
     try:
         event = orjson.loads(value)
     except orjson.JSONDecodeError:
         return value.decode("utf-8", "replace")
+    if isinstance(event, dict) and isinstance(event.get("result"), dict):
+        return f"{event.get('id')}: " + " | ".join(_task(k, v) for k, v in event["result"].items())
     if not isinstance(event, dict) or "entities" not in event:
         if isinstance(event, dict) and "reason" in event:
             return f"DEAD LETTER {event['reason']}: {event.get('message', '')}"
