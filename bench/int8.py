@@ -16,11 +16,12 @@ import tempfile
 import time
 
 import stream.engine.fastgraph as fastgraph
-from stream.engine import Extractor, default_model_path, load_engine
+from stream.engine import Extractor, load_engine
 from stream.engine.quantize import reference_graph
 from stream.engine.session import OnnxSession
 from stream.engine.tensors import INPUT_NAMES, OUTPUT_NAMES
 from tests.engine.test_int8 import LABELS, keys, texts
+from tests.fixtures.models import SPAN_MODEL
 
 
 def f1(a, b) -> float:
@@ -35,7 +36,7 @@ def main() -> int:
     ap.add_argument("--texts", type=int, default=600)
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    model = default_model_path()
+    model = SPAN_MODEL
     per_token = Extractor.load(model, variant="int8")
     original = fastgraph.per_token_activations
     fastgraph.per_token_activations = lambda m: 0  # the same rewrite, scales left per tensor

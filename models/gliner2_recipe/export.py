@@ -10,13 +10,18 @@ MAX_FILE_BYTES = 45 * 1024 * 1024
 
 
 def export(final: Path, dest: Path, work: Path) -> Path:
+    import json
+
     import onnx
 
-    from stream.engine.gliner2.export import ENCODER_NAME, export_gliner2
+    from stream.engine.gliner2.export import CONFIG_NAME, ENCODER_NAME, export_gliner2
     from stream.engine.onnxfiles import save_split
 
     staged = work / "export"
     export_gliner2(final, staged)
+    config = json.loads((staged / CONFIG_NAME).read_text())
+    config.update(name=dest.name, source="make model-gliner2 (models/gliner2_recipe)")
+    (staged / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     encoder = staged / ENCODER_NAME
     save_split(onnx.load(str(encoder)), encoder, MAX_FILE_BYTES)
     keep = {p.name for p in dest.glob("*.md")} | {p.name for p in dest.glob("*.json") if p.name.startswith("eval")}

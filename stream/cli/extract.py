@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from stream.engine import Extractor
     from stream.engine.gliner2.engine import is_gliner2_folder
 
-    if args.schema is not None or (args.model and is_gliner2_folder(Path(args.model))):
+    # A GLiNER2 model answers schemas; given --labels (and no --schema) it answers them as entities.
+    if args.schema is not None or (args.model and is_gliner2_folder(Path(args.model)) and not args.labels):
         from stream.cli.extract_schema import run_schema
 
         return run_schema(args)

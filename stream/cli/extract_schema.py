@@ -14,11 +14,13 @@ from stream.errors import InvalidInput, ModelLoadError
 
 
 def run_schema(args: argparse.Namespace) -> int:
+    from stream.engine import default_model_path
     from stream.engine.gliner2.engine import Gliner2Engine, is_gliner2_folder
 
-    if not args.model or not is_gliner2_folder(Path(args.model)):
+    model = Path(args.model) if args.model else default_model_path()
+    if not is_gliner2_folder(model):
         print(f"spanstream extract: --schema needs a GLiNER2 model folder (made by `spanstream export-gliner2`); "
-              f"{args.model or 'the embedded model'} is not one", file=sys.stderr)
+              f"{model} is not one", file=sys.stderr)
         return 2
     default = None
     if args.schema is not None:
@@ -28,7 +30,7 @@ def run_schema(args: argparse.Namespace) -> int:
             print(f"spanstream extract: --schema {args.schema}: {exc}", file=sys.stderr)
             return 2
     try:
-        engine = Gliner2Engine(Path(args.model))
+        engine = Gliner2Engine(model)
         if default is not None:
             engine.check_schema(default)
     except ModelLoadError as exc:

@@ -70,10 +70,11 @@ def load_engine(path: str | Path | None = None, variant: Variant = "auto", threa
         path = download_from_hub(repo_id)
     from stream.engine.gliner2.engine import Gliner2Engine, is_gliner2_folder
 
-    if path is not None and is_gliner2_folder(Path(path)):
+    path = path or default_model_path()
+    if is_gliner2_folder(Path(path)):
         engine: ModelEngine = Gliner2Engine(Path(path), threads, variant=variant, cache_dir=cache_dir)
     else:
-        folder: ModelFolder = resolve_model_folder(path or default_model_path(), variant)
+        folder: ModelFolder = resolve_model_folder(path, variant)
         engine = GlinerSpanEngine(folder, threads, graph, cache_dir)
     if repo_id:  # a hub snapshot folder is named by its commit: report the repository instead
         engine.info = replace(engine.info, name=repo_id)

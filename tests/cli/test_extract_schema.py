@@ -87,3 +87,17 @@ def test_export_gliner2_refuses_a_folder_without_config(tmp_path):
                           capture_output=True, timeout=300)
     assert proc.returncode == 2
     assert b"config.json" in proc.stderr or b"export" in proc.stderr
+
+
+def test_labels_on_a_gliner2_model_give_entities():
+    """A labels request works on a GLiNER2 model (as {"entities": labels}); `extract --labels`
+    with a GLiNER2 folder used to answer every line "no schema"."""
+    from stream.engine.gliner2.engine import Gliner2Engine
+
+    text = "Sarah Chen, CEO of Nimbus Labs, announced the Orion chip at CES in Las Vegas."
+    proc = _run(json.dumps({"text": text}) + "\n", "--model", str(MODEL), "--labels", "person,organization",
+                "--threshold", "0.4")
+    assert proc.returncode == 0, proc.stderr.decode()
+    got = {(e["text"], e["label"]) for e in json.loads(proc.stdout)["entities"]}
+    want = Gliner2Engine(MODEL, threads=1).extract([text], {"entities": ["person", "organization"]}, threshold=0.4)[0]
+    assert got == {(t, label) for label, texts in want["entities"].items() for t in texts} and got

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.engine import Extractor, default_model_path, load_engine
+from stream.engine import Extractor, load_engine
+from tests.fixtures.models import SPAN_MODEL
 from tests.fixtures.parity_corpus import build_corpus
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -36,7 +37,7 @@ def assert_batch_invariant(ex: Extractor, threshold: float) -> int:
     return sum(len(b.entities) for b in batched)
 
 
-@pytest.mark.parametrize("model,threshold", [(default_model_path(), 0.5), (FIXTURES / "tiny-gliner", 0.9)])
+@pytest.mark.parametrize("model,threshold", [(SPAN_MODEL, 0.5), (FIXTURES / "tiny-gliner", 0.9)])
 def test_int8_scores_a_text_the_same_alone_and_in_any_batch(model, threshold):
     """The shipped model (int8 weights) and the fixture (gliner's uint8 export) alike."""
     ex = Extractor.load(model, variant="int8")
@@ -67,9 +68,9 @@ def test_int8_is_derived_from_an_fp32_only_folder(tmp_path):
 
 def test_int8_agreement_with_fp32_is_measured_at_load_for_the_shipped_model():
     """The shipped folder has no fp32 graph: the reference is its int8 weights in float arithmetic."""
-    ex = Extractor.load(default_model_path(), variant="int8")
+    ex = Extractor.load(SPAN_MODEL, variant="int8")
     assert ex.info.int8_agreement is not None and ex.info.int8_agreement >= 0.95
-    assert Extractor.load(default_model_path(), variant="int8", graph="exported").info.int8_agreement >= 0.95
+    assert Extractor.load(SPAN_MODEL, variant="int8", graph="exported").info.int8_agreement >= 0.95
     assert Extractor.load(FIXTURES / "tiny-gliner", variant="fp32").info.int8_agreement is None
 
 
@@ -77,10 +78,10 @@ def test_the_int8_gate_keeps_no_fp32_reference_graph_once_measured(tmp_path):
     """The reference for an int8-only folder (its weights in float arithmetic, ~100 MB for the
     shipped model) is needed only to measure; a cached measurement neither keeps nor re-derives it
     (images bake the cache at build time and run read-only)."""
-    first = load_engine(default_model_path(), variant="int8", cache_dir=tmp_path)
+    first = load_engine(SPAN_MODEL, variant="int8", cache_dir=tmp_path)
     kept = sorted(p.name for p in (tmp_path / "graphs").iterdir())
     assert not [name for name in kept if "dequantized" in name], kept
-    again = load_engine(default_model_path(), variant="int8", cache_dir=tmp_path)
+    again = load_engine(SPAN_MODEL, variant="int8", cache_dir=tmp_path)
     assert sorted(p.name for p in (tmp_path / "graphs").iterdir()) == kept
     assert again.info.int8_agreement == first.info.int8_agreement is not None
 

@@ -15,15 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.engine import Extractor, default_model_path
+from stream.engine import Extractor
 from stream.engine.decode import Candidates, candidate_spans, greedy_search
 from stream.engine.types import WordSpan
 from stream.engine.windows import merge_window_candidates, owned_by
+from tests.fixtures.models import SPAN_MODEL
 from tests.fixtures.parity_corpus import SENTENCES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MODELS = {"tiny-fp32": (FIXTURES / "tiny-gliner", "fp32"), "tiny-deberta-fp32": (FIXTURES / "tiny-deberta", "fp32"),
-          "default-int8": (default_model_path(), "int8")}  # int8 too: its results do not depend on the batch
+          "default-int8": (SPAN_MODEL, "int8")}  # int8 too: its results do not depend on the batch
 LABELS = ("person", "city", "organization", "date", "country")
 THRESHOLD = 0.3
 
