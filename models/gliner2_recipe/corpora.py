@@ -26,6 +26,14 @@ class RelationSentence(NamedTuple):
     relation: str    # the corpus's relation id (P-number or SemEval name)
 
 
+class Verbalised(NamedTuple):
+    """A WebNLG entry: RDF triples about one DBpedia entity and texts that say them."""
+
+    category: str
+    triples: list[tuple[str, str, str]]   # (subject, predicate, object), DBpedia names
+    texts: list[str]
+
+
 class Labelled(NamedTuple):
     text: str
     label: str
@@ -112,3 +120,49 @@ def read_uniner(text: str) -> Iterator[tuple[str, dict[str, list[str]]]]:
             label = ask["value"].removeprefix("What describes ").removesuffix(" in the text?")
             texts.setdefault(body, {}).setdefault(label, []).extend(json.loads(answer["value"]))
     yield from texts.items()
+
+
+def read_webnlg(text: str) -> Iterator[Verbalised]:
+    """WebNLG XML (``<entry category=...>`` with ``<mtriple>s | p | o</mtriple>`` and ``<lex>``)."""
+    import xml.etree.ElementTree as ET
+
+    for entry in ET.fromstring(text).iter("entry"):
+        triples = []
+        for t in entry.iter("mtriple"):
+            parts = [p.strip() for p in (t.text or "").split("|")]
+            if len(parts) == 3 and all(parts):
+                triples.append((parts[0], parts[1], parts[2]))
+        texts = [lex.text.strip() for lex in entry.iter("lex") if lex.text and lex.text.strip()]
+        if triples and texts:
+            yield Verbalised(entry.get("category", ""), triples, texts)
+
+
+def dbpedia_name(value: str) -> list[str]:
+    """How a DBpedia name may appear in text, longest first: underscores as spaces, quotes
+    dropped, and the part before a disambiguating comma or parenthesis."""
+    name = value.strip().strip('"').replace("_", " ").strip()
+    out = [name]
+    for sep in (" (", ","):
+        if sep in name:
+            out.append(name.split(sep)[0].strip())
+    return [n for n in dict.fromkeys(out) if len(n) > 1]
+
+
+def find_mention(text: str, value: str) -> str | None:
+    """The text's own spelling of a DBpedia name (case-insensitive, on word bounds, periods
+    optional), if it is there."""
+    import re
+
+    for name in dbpedia_name(value):
+        pattern = re.escape(name).replace(r"\.", r"\.?")  # "Aaron S. Daggett" is also written "Aaron S Daggett"
+        m = re.search(rf"(?<!\w){pattern}(?!\w)", text, flags=re.IGNORECASE)
+        if m:
+            return m.group(0)
+    return None
+
+
+def predicate_words(predicate: str) -> str:
+    """``birthPlace`` → ``birth place``."""
+    import re
+
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", predicate).replace("_", " ").lower().strip()

@@ -53,6 +53,19 @@ ROLE_TYPES = {
     "P749": ("company", "parent organization"), "P1056": ("company", "product"),
 }
 
+# WebNLG: the entry's DBpedia category names its subject's type; a few predicates type their object.
+WEBNLG_TYPES = {"Airport": "airport", "Artist": "artist", "Astronaut": "astronaut", "Athlete": "athlete",
+                "Building": "building", "CelestialBody": "celestial body", "City": "city",
+                "ComicsCharacter": "comics character", "Food": "food", "MeanOfTransportation": "vehicle",
+                "Monument": "monument", "Politician": "politician", "SportsTeam": "sports team",
+                "University": "university", "WrittenWork": "written work"}
+WEBNLG_OBJECT_TYPES = {"genre": "genre", "instrument": "musical instrument", "recordLabel": "record label",
+                       "almaMater": "university", "award": "award", "party": "political party",
+                       "country": "country", "nationality": "nationality", "language": None}
+# Predicates whose names are (or paraphrase) a held-out FewRel relation: never trained.
+WEBNLG_HELD_OUT = {"spouse", "isPartOf", "partOf", "part", "language", "sport", "followedBy", "precededBy",
+                   "constellation"}
+
 EMOTION_TASKS = ["emotion", "feeling", "emotion expressed"]
 TOPIC_TASKS = ["topic", "news category", "category"]
 
@@ -160,6 +173,49 @@ def relation_rows(rng: random.Random, names: dict):
     return rows, dev
 
 
+def webnlg_rows(rng: random.Random, limit: int) -> list[dict]:
+    """One row per entry (one of its texts): relations for the triples whose subject and object
+    both appear, the subject's type from the entry's category, some objects' types, and for a
+    third of them the triples as one record of the category (str fields)."""
+    src = S.SOURCES["webnlg"]
+    entries = [e for path in S.list_files(src, ".xml")
+               for e in C.read_webnlg(S.read(S.Source(src.repo, src.commit, path, src.licence, src.use)))]
+    rng.shuffle(entries)
+    rows = []
+    for e in entries:
+        if len(rows) >= limit:
+            break
+        text = rng.choice(e.texts)
+        rels: list[dict] = []
+        ents: dict[str, list[str]] = {}
+        record: dict[str, str] = {}
+        for s, p, o in e.triples:
+            if p in WEBNLG_HELD_OUT:
+                continue
+            head, tail = C.find_mention(text, s), C.find_mention(text, o)
+            if head and tail and head.lower() != tail.lower():
+                rels.append({C.predicate_words(p): {"head": head, "tail": tail}})
+                record.setdefault(C.predicate_words(p), tail)
+            if head and e.category in WEBNLG_TYPES and s == e.triples[0][0]:
+                ents.setdefault(WEBNLG_TYPES[e.category], [])
+                if head not in ents[WEBNLG_TYPES[e.category]]:
+                    ents[WEBNLG_TYPES[e.category]].append(head)
+            if tail and WEBNLG_OBJECT_TYPES.get(p):
+                ents.setdefault(WEBNLG_OBJECT_TYPES[p], [])
+                if tail not in ents[WEBNLG_OBJECT_TYPES[p]]:
+                    ents[WEBNLG_OBJECT_TYPES[p]].append(tail)
+        if not rels:
+            continue
+        out: dict = {"relations": rels}
+        if ents:
+            out["entities"] = ents
+        subject = C.find_mention(text, e.triples[0][0])
+        if record and subject and rng.random() < 0.33 and e.category in WEBNLG_TYPES:
+            out["json_structures"] = [{WEBNLG_TYPES[e.category]: {"name": subject, **record}}]
+        rows.append({"input": text, "output": out})
+    return rows
+
+
 def classification_rows(rng: random.Random):
     rows = []
     for source, tasks, reader in (("emotion", EMOTION_TASKS, C.read_emotion), ("ag_news", TOPIC_TASKS, C.read_ag_news)):
@@ -196,7 +252,7 @@ def build(work: Path, limits: dict[str, int] | None = None) -> dict:
     """Writes ``train.jsonl``, ``dev.jsonl`` (gliner2 rows) and ``dev_ner.jsonl`` (gold spans for
     threshold choice); returns the build report (counts per source, overlap with test sets)."""
     limits = {"conll2003": 3000, "wikiann": 2500, "wikineural_val": 4000, "wikineural_test": 4000,
-              "wikigold": 1000, "legacy": 9000, "relations": 7000, "emotion": 2500, "ag_news": 600,
+              "wikigold": 1000, "legacy": 9000, "relations": 7000, "webnlg": 0, "emotion": 2500, "ag_news": 600,
               **(limits or {})}
     rng = random.Random(SEED)
     work.mkdir(parents=True, exist_ok=True)
@@ -226,6 +282,10 @@ def build(work: Path, limits: dict[str, int] | None = None) -> dict:
     train += rel_train
     dev += rel_dev[:500]
     report["relations"] = len(rel_train)
+    if limits["webnlg"]:  # off in the session-11 run; see EXPERIMENTS.md
+        web = [r for r in webnlg_rows(random.Random(SEED + 1), limits["webnlg"]) if _key(r["input"]) not in tests]
+        train += web
+        report["webnlg"] = len(web)
     cls = [r for r in classification_rows(rng) if _key(r["input"]) not in tests]
     emotion = [r for r in cls if r["output"]["classifications"][0]["task"] in EMOTION_TASKS][:limits["emotion"]]
     topic = [r for r in cls if r["output"]["classifications"][0]["task"] in TOPIC_TASKS][:limits["ag_news"]]

@@ -45,6 +45,9 @@ SOURCES: dict[str, Source] = {
     "fewrel_pubmed": Source(*FEWREL, "data/val_pubmed.json", "FewRel 2.0 PubMed: MIT (repository licence)",
                             "train"),
     "fewrel_names": Source(*FEWREL, "data/pid2name.json", "Wikidata property names: CC0", "train"),
+    "webnlg": Source("fuzihaofzh/webnlg-dataset", "1c777e22cc3f3f8c50ecd791c72756a53663cea8", "release_v2/xml/train",
+                     "WebNLG v2 (Gardent et al. 2017), DBpedia triples and their verbalisations: CC BY-NC-SA 4.0",
+                     "train"),
     "ag_news": Source("Shane-Neeley/CharCnn_Keras", "3e6cdbf2f97e3cbbfa349d1abf8a951e18694372",
                       "data/ag_news_csv/train.csv", "AG News (Zhang et al. 2015): academic, non-commercial",
                       "train"),
@@ -72,6 +75,13 @@ def _git_dir(repo: str) -> Path:
     raise FileNotFoundError(
         f"no local copy of github.com/{repo} under {corpora_dir()} (set RECIPE_CORPORA to the folder "
         f"holding '{repo.replace('/', '+')}/repo', a git copy of the repository)")
+
+
+def list_files(source: Source, suffix: str = "") -> list[str]:
+    """Paths of the files under the source's path (a folder) at its commit."""
+    done = subprocess.run(["git", f"--git-dir={_git_dir(source.repo)}", "ls-tree", "-r", "--name-only",
+                           source.commit, source.path.rstrip("/") + "/"], capture_output=True, text=True, check=True)
+    return sorted(p for p in done.stdout.splitlines() if p.endswith(suffix))
 
 
 def read(source: Source, **fmt: str) -> str:
