@@ -61,7 +61,7 @@ SHARE_SOURCES = {  # build.json row → the sources it is read from
     "conll2003": ("conll2003",), "wikiann": ("wikiann",), "wikineural_val": ("wikineural_val",),
     "wikineural_test": ("wikineural_test",), "wikigold": ("wikigold",),
     "relations": ("fewrel_wiki", "fewrel_nyt", "fewrel_semeval", "fewrel_pubmed", "fewrel_names"),
-    "emotion": ("emotion",), "ag_news": ("ag_news",),
+    "webnlg": ("webnlg",), "emotion": ("emotion",), "ag_news": ("ag_news",),
 }
 
 
@@ -72,6 +72,8 @@ def data_table(build: dict) -> str:
     lines = ["| rows | share | what | source (repository @ commit, file) | licence |", "|---|---|---|---|---|"]
     for key, names in SHARE_SOURCES.items():
         rows = build.get(key, 0)
+        if not rows:
+            continue
         for i, name in enumerate(names):
             src = SOURCES[name]
             lines.append(f"| {rows if i == 0 else ''} | {f'{rows / total:.1%}' if i == 0 else ''} | {key if i == 0 else ''} | "

@@ -20,6 +20,7 @@ scoring ≥ t.
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from collections import Counter
@@ -179,8 +180,6 @@ def relation_table(model: Gliner2Model, per_relation: int = 50) -> dict:
         got = {(rel, p["head"]["start"], p["head"]["end"], p["tail"]["start"], p["tail"]["end"])
                for rel, pairs in r["relation_extraction"].items() for p in pairs}
         tp, fp, fn = tp + len(got & g), fp + len(got - g), fn + len(g - got)
-    # Trivial baseline: no model, the relation named by the sentence's most frequent type, first
-    # and last capitalised spans — here simply "predict nothing" scores 0; report recall too.
     return {"relations": relnames, "sentences": len(texts), "threshold": 0.5, **prf(tp, fp, fn)}
 
 
@@ -286,7 +285,7 @@ def speed_table(folder: Path, baseline: Path, work: Path, n: int = 400) -> dict:
 def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
     folder = Path(args[0]) if args else MODELS / "spanstream-minilm-gliner2"
-    work = Path(__import__("os").environ.get("RECIPE_WORK", HERE / "work"))
+    work = Path(os.environ.get("RECIPE_WORK", HERE / "work"))
     model = Gliner2Model(folder)
     report = {"model": str(folder), "ner": ner_table(model, work), "relations": relation_table(model),
               "classification": classification_table(model), "structures": structure_table(model, work)}

@@ -32,11 +32,22 @@ def digest(path: Path, version: str) -> str:
     from stream.engine.onnxfiles import external_files
 
     h = hashlib.sha256(version.encode())
-    for part in [Path(path), *external_files(path)]:
-        with open(part, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+    external = _hash_file(Path(path), h)
+    for part in external_files(path) if external else ():
+        _hash_file(part, h)
     return h.hexdigest()[:20]
+
+
+def _hash_file(path: Path, h) -> bool:
+    """Adds the file to ``h``; True if it may hold an external-data reference (the key
+    "location" occurs), so that only such files are parsed for one (a 45 MB graph: 0.16 s)."""
+    seen, tail = False, b""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            seen = seen or b"location" in tail + block
+            tail = block[-8:]
+    return seen
 
 
 def save_atomically(model, out: Path) -> None:

@@ -48,3 +48,14 @@ def test_exact_span_and_string_scoring():
     assert span_f1([gold], pred, 0.3)["r"] == 1.0
     strings = [Counter({("person", "ada"): 1, ("person", "bob"): 1})]
     assert span_f1(strings, pred, 0.5, [text]) == {"p": 0.5, "r": 0.5, "f1": 0.5}
+
+
+def test_a_test_sentence_inside_a_longer_training_text_is_caught():
+    """The first check compared whole texts: 54 training rows of the session-11 run held a
+    CrossNER/MIT sentence inside a multi-sentence row or chunk and went through."""
+    from models.gliner2_recipe.mix import ZeroShotOverlap
+
+    in_tests = ZeroShotOverlap(["Orwell wrote the book between November 1943 and February 1944 .", "a bar nearby"])
+    assert in_tests("Animal Farm is short. orwell wrote the book between November 1943 and February 1944, when")
+    assert in_tests("A bar nearby!")  # short test texts: the whole text
+    assert not in_tests("Orwell wrote the book in 1944 after a long break from novels and essays .")

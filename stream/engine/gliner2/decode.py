@@ -111,6 +111,7 @@ def decode_entities(entities: Sequence[EntityType], scores: TaskScores, enc: Enc
     probs = _text_scores(scores.probs[0], enc)
     index = {e.name: i for i, e in enumerate(entities)}
     prompt_labels = {g.prompt_label(label) for g in attributes for label in g.labels}
+    logits = _text_scores(scores.logits[0], enc) if attributes else None
     out = {}
     for i, e in enumerate(entities):
         if e.name in prompt_labels:
@@ -120,7 +121,6 @@ def decode_entities(entities: Sequence[EntityType], scores: TaskScores, enc: Enc
         if e.dtype != "list":
             spans = spans[:1]
         if attributes:
-            logits = _text_scores(scores.logits[0], enc)
             values = [_attributed(s, e.name, logits, index, attributes, enc, opts) for s in spans]
             out[e.name] = _dedupe(values) if e.dtype == "list" else (values[0] if values else None)
             continue
