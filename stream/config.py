@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import tomllib
@@ -268,16 +268,45 @@ class Settings(BaseSettings):
 SECRET_FIELDS = ("kafka_sasl_password", "kafka_ssl_key_password", "http_auth_token")
 
 
-def memory_limit() -> int:
-    """Bytes of memory this process may use: the cgroup (v2 or v1) limit, else physical RAM."""
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            raw = Path(path).read_text().strip()
-        except OSError:
-            continue
-        if raw.isdigit() and int(raw) < 2**60:
-            return int(raw)
+def memory_limit(cgroup_root: str = "/sys/fs/cgroup", membership: str = "/proc/self/cgroup") -> int:
+    """Bytes of memory this process may use: the smallest memory limit of its own cgroup and the
+    cgroups above it (v2 ``memory.max``, v1 ``memory.limit_in_bytes``), else physical RAM.
+
+    In a container the process's cgroup path is "/" (cgroup namespace) and this reads the mount's
+    root files; on a host (a systemd unit with ``MemoryMax``, a nested cgroup) it reads the
+    process's own group, which the root files do not describe."""
+    limits = []
+    for base, group, name in _memory_cgroups(Path(cgroup_root), membership):
+        for folder in (base / group, *(base / p for p in group.parents)):  # the group, then each parent
+            try:
+                raw = (folder / name).read_text().strip()
+            except OSError:
+                continue
+            if raw.isdigit() and int(raw) < 2**60:
+                limits.append(int(raw))
+    if limits:
+        return min(limits)
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _memory_cgroups(root: Path, membership: str) -> list[tuple[Path, PurePosixPath, str]]:
+    """(hierarchy mount, this process's group in it, limit file) for the v2 and v1 hierarchies."""
+    try:
+        lines = Path(membership).read_text().splitlines()
+    except OSError:
+        lines = []
+    out = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        group = PurePosixPath(path.lstrip("/") or ".")
+        if hierarchy == "0" and controllers == "":  # v2: mounted at the root, or beside v1 as unified/
+            base = next((b for b in (root, root / "unified") if (b / "cgroup.controllers").exists()), None)
+            if base is not None:
+                out.append((base, group, "memory.max"))
+        elif "memory" in controllers.split(","):
+            out.append((root / "memory", group, "memory.limit_in_bytes"))
+    return out or [(root, PurePosixPath("."), "memory.max"), (root / "memory", PurePosixPath("."), "memory.limit_in_bytes")]
 
 
 def unknown_environment(environ=None) -> list[str]:

@@ -53,6 +53,7 @@ class WorkerProc:
     env: dict = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    cgroup: "MemoryCgroup | None" = None  # started inside it (a pod's memory limit)
 
     def start(self) -> "WorkerProc":
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,8 @@ class WorkerProc:
             [sys.executable, "-m", "stream", "worker", "--config", str(cfg), "--bootstrap", self.bootstrap,
              "--group-id", self.group, "--model", str(self.model), "--http-port", str(self.port),
              "--data-dir", str(self.workdir / "data")],
-            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+            preexec_fn=self.cgroup.join if self.cgroup else None)
         return self
 
     def http(self, path: str, body: dict | None = None) -> tuple[int, bytes]:
@@ -170,3 +172,45 @@ def worker_factory(kafka_bootstrap, tmp_path):
     for w in started:
         if w.proc.poll() is None:
             w.kill()
+
+
+class MemoryCgroup:
+    """A child memory cgroup of this process's own, with a limit: what a pod's ``resources.limits.
+    memory`` is to a container. cgroup v1 (``memory.limit_in_bytes``) or v2 (``memory.max``). No
+    swap on the test machines, so going over the limit is an OOM kill, counted by the kernel."""
+
+    def __init__(self, limit: int):
+        from stream.config import _memory_cgroups
+
+        found = [(base / group, name) for base, group, name in _memory_cgroups(Path("/sys/fs/cgroup"), "/proc/self/cgroup")
+                 if (base / group).is_dir()]
+        if not found:
+            raise RuntimeError("no memory cgroup to nest in: /proc/self/cgroup names none (this test needs one)")
+        parent, self.limit_file = found[0]
+        self.v1 = self.limit_file == "memory.limit_in_bytes"
+        self.path = parent / f"spanstream-test-{uuid.uuid4().hex[:8]}"
+        self.path.mkdir()
+        if not (self.path / self.limit_file).exists():
+            self.remove()
+            raise RuntimeError(f"{parent} does not delegate the memory controller to its children (this test needs it)")
+        (self.path / self.limit_file).write_text(str(limit))
+        self.limit = limit
+
+    def join(self) -> None:
+        """In the child between fork and exec: move it into the group."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def peak(self) -> int:
+        """Most memory the group used (RSS and page cache), in bytes."""
+        name = "memory.max_usage_in_bytes" if self.v1 else "memory.peak"
+        return int((self.path / name).read_text().split()[0])
+
+    def oom_kills(self) -> int:
+        text = (self.path / ("memory.oom_control" if self.v1 else "memory.events")).read_text()
+        return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
+
+    def remove(self) -> None:
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass

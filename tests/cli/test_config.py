@@ -81,6 +81,35 @@ def test_the_prefetch_buffer_is_sized_by_bytes_and_the_default_bound_follows_mem
     assert 16 * 2**20 <= load_settings().inflight_bytes <= 512 * 2**20
 
 
+def test_the_memory_limit_is_the_process_own_cgroup_and_its_parents(tmp_path):
+    """On a host (a systemd unit with MemoryMax, a nested cgroup) the limit is in the process's own
+    group, not in the mount's root files, which say "unlimited" there: the default byte bound was
+    then a quarter of the machine's RAM."""
+    from stream.config import memory_limit
+
+    root = tmp_path / "cgroup"
+    (root / "memory" / "pods" / "worker").mkdir(parents=True)
+    (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (root / "memory" / "pods" / "memory.limit_in_bytes").write_text(f"{3 * 2**30}\n")
+    (root / "memory" / "pods" / "worker" / "memory.limit_in_bytes").write_text(f"{2**30}\n")
+    v1 = tmp_path / "v1"
+    v1.write_text("5:cpu:/pods/worker\n4:memory:/pods/worker\n0::/\n")
+    assert memory_limit(str(root), str(v1)) == 2**30
+    (root / "memory" / "pods" / "memory.limit_in_bytes").write_text(f"{2**29}\n")  # a parent's smaller limit wins
+    assert memory_limit(str(root), str(v1)) == 2**29
+
+    v2root = tmp_path / "v2"
+    (v2root / "kubepods" / "pod1").mkdir(parents=True)
+    (v2root / "cgroup.controllers").write_text("cpu memory\n")
+    (v2root / "kubepods" / "memory.max").write_text("max\n")
+    (v2root / "kubepods" / "pod1" / "memory.max").write_text(f"{768 * 2**20}\n")
+    v2 = tmp_path / "v2-membership"
+    v2.write_text("0::/kubepods/pod1\n")
+    assert memory_limit(str(v2root), str(v2)) == 768 * 2**20
+    v2.write_text("0::/\n")  # a container's namespace: its group is the root, with no limit file here
+    assert memory_limit(str(v2root), str(v2)) == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def test_numpy_blas_threads_follow_the_inference_threads():
     """OpenBLAS starts one thread per core of the node; a 2-CPU pod on a 64-core node ran every
     head matmul on 64 threads. The runtime caps it like onnxruntime's pool."""

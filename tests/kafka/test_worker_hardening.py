@@ -13,7 +13,7 @@ from stream.schemas import DEAD_LETTER, validator
 from tests.kafka.test_faults import _events, _topics, account
 from tests.kafka.test_worker_e2e import SENTENCES
 from tests.kafka_fixtures import create_topic
-from tests.worker_harness import WorkerProc, consume, pipeline_toml, produce
+from tests.worker_harness import MemoryCgroup, WorkerProc, consume, pipeline_toml, produce
 
 pytestmark = pytest.mark.kafka
 
@@ -125,40 +125,54 @@ async def test_an_output_partition_leaderless_past_the_old_request_timeout_loses
             cluster.restart_node(3)
 
 
-N_BACKLOG = 150
-"0.6 MB records: 90 MB, nearly twice the 48 MiB bound, all of which the old worker took at once."
+POD_LIMIT = 512 * 2**20
+"A pod's memory limit: the worker's default byte bound is a quarter of it (128 MiB)."
+N_BURST = 500
+"0.6 MB records: 300 MB, which the old worker fetched and took all at once (over the limit)."
 
 
-async def test_a_backlog_of_half_megabyte_records_is_taken_within_the_byte_bound(kafka_bootstrap, worker_factory):
+async def test_a_burst_of_half_megabyte_records_stays_within_a_pod_memory_limit(kafka_bootstrap, worker_factory):
     """faust prefetched up to 4,096 records per stream and a pipeline took up to 1,024, whatever
-    their size: a backlog of 150 records of 0.6 MB (90 MB) that the engine works through slowly
-    (each text ~10 kB, one row per engine call) was all taken into memory at once. With
-    SPANSTREAM_MAX_INFLIGHT_BYTES = 48 MiB a pipeline holds at most ~24 MiB of taken records."""
+    their size: a burst of 500 records of 0.6 MB (300 MB) that the engine works through slowly
+    (each text ~10 kB, one row per engine call) was all taken into memory at once, and a worker in
+    a 512 MiB pod was OOM-killed (then met the same burst again after its restart). Now the worker
+    reads its own cgroup's limit, bounds what it prefetches and takes by a quarter of it, and the
+    kernel counts no OOM kill."""
     inp, out, dlq = await _topics(kafka_bootstrap, partitions=2, config={"max.message.bytes": str(2**21)})
-    bound = 48 * 2**20
-    worker = worker_factory(pipeline_toml("backlog", inp, out, dlq, max_events=16),
-                            env={"SPANSTREAM_MAX_INFLIGHT_BYTES": str(bound), "MALLOC_ARENA_MAX": "2",
-                                 "SPANSTREAM_MAX_BATCH_ROWS": "1", "SPANSTREAM_INFERENCE_THREADS": "1"})
-    worker.wait_ready()
-    baseline = _rss(worker.proc.pid)
-    sampler = _PeakRss(worker.proc.pid)
-    text = (" ".join(SENTENCES) + " ") * 60  # ~10 kB
-    blob = "m" * (600_000 - len(text))
-    records = [(None, orjson.dumps({"id": i, "text": text, "metadata": {"blob": blob}}), []) for i in range(N_BACKLOG)]
-    await produce(kafka_bootstrap, inp, records, max_request_size=2**21)
-    taken = 0.0
-    for _ in range(20):  # while the engine works through the backlog: the most ever taken and not acked
-        await asyncio.sleep(0.5)
-        taken = max(taken, worker.metric("spanstream_events_consumed_total") -
-                    worker.metric("spanstream_events_produced_total"))
-    got = await consume(kafka_bootstrap, [out], N_BACKLOG, timeout=300)
-    peak = sampler.stop()
-    growth = (peak - baseline) / 2**20
-    print(f"MEMORY {N_BACKLOG} x 0.6 MB records, bound 48 MiB: at most {taken:.0f} taken and not yet published, "
-          f"RSS {baseline / 2**20:.0f} MB -> peak {peak / 2**20:.0f} MB (+{growth:.0f} MB)")
-    assert len(got) == N_BACKLOG, worker.tail()
-    assert 0 < taken * 600_000 <= bound // 2 + 16 * 600_000, taken  # half the bound, plus one take
-    assert worker.terminate() == 0, worker.tail()
+    pod, worker = MemoryCgroup(POD_LIMIT), None
+    try:
+        worker = worker_factory(pipeline_toml("burst", inp, out, dlq, max_events=16),
+                                cgroup=pod, env={"MALLOC_ARENA_MAX": "2", "SPANSTREAM_MAX_BATCH_ROWS": "1",
+                                                 "SPANSTREAM_INFERENCE_THREADS": "1"})
+        worker.wait_ready()
+        baseline = _rss(worker.proc.pid)
+        sampler = _PeakRss(worker.proc.pid)
+        text = (" ".join(SENTENCES) + " ") * 60  # ~10 kB
+        blob = "m" * (600_000 - len(text))
+        for first in range(0, N_BURST, 100):
+            await produce(kafka_bootstrap, inp, [(None, orjson.dumps({"id": i, "text": text, "metadata": {"blob": blob}}), [])
+                                                 for i in range(first, first + 100)], max_request_size=2**21)
+        taken = 0.0
+        for _ in range(20):  # while the engine works through the burst: the most ever taken and not acked
+            await asyncio.sleep(0.5)
+            if worker.proc.poll() is not None:
+                break
+            taken = max(taken, worker.metric("spanstream_events_consumed_total") -
+                        worker.metric("spanstream_events_produced_total"))
+        got = await consume(kafka_bootstrap, [out], N_BURST, timeout=300)
+        peak = sampler.stop()
+        print(f"MEMORY {N_BURST} x 0.6 MB records in a {POD_LIMIT / 2**20:.0f} MiB pod: at most {taken:.0f} taken "
+              f"and not yet published, RSS {baseline / 2**20:.0f} MB -> peak {peak / 2**20:.0f} MB, the pod's peak "
+              f"{pod.peak() / 2**20:.0f} MB, OOM kills {pod.oom_kills()}, exit {worker.proc.poll()}")
+        assert pod.oom_kills() == 0 and worker.proc.poll() is None, worker.tail()
+        assert len(got) == N_BURST, worker.tail()
+        bound = POD_LIMIT // 4
+        assert 0 < taken * 600_000 <= bound // 2 + 16 * 600_000, taken  # half the bound, plus one take
+        assert worker.terminate() == 0, worker.tail()
+    finally:
+        if worker is not None and worker.proc.poll() is None:
+            worker.kill()
+        pod.remove()
 
 
 class _PeakRss:
