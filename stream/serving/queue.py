@@ -371,6 +371,8 @@ class InferenceQueue:
         if text.error is None:
             try:
                 text.outputs = [self.engine.decode(text.prepared, text.outputs, text.params)]
+            except InvalidInput as exc:  # this text's own answer (an infeasible constrained classification)
+                text.error = exc
             except Exception as exc:
                 text.error = EngineError(f"decode failed: {type(exc).__name__}: {exc}")
 

@@ -78,6 +78,33 @@ def test_labels_request_on_a_gliner2_model_gives_entities(server):
     assert all(e["score"] >= 0.99 for e in body["entities"] if e["label"] == "organization")
 
 
+CONSTRAINED = {"tasks": {"intent": {"labels": ["read", "write", "delete"], "min_labels": 1, "max_labels": 1},
+                         "effects": {"labels": ["read_only", "modify", "delete"]}},
+               "constraints": [{"type": "Implies", "cond": {"type": "LabelRef", "task": "intent", "label": "delete"},
+                                "then": {"type": "LabelRef", "task": "effects", "label": "delete"}}]}
+
+
+def test_constrained_classification_over_http(server, engine):
+    """gliner2's constrained classification: the result under its key, as the engine (checked
+    against gliner2 by test_constrained_parity) gives it; an infeasible text with
+    on_infeasible=raise is that text's 422, naming the violated constraint."""
+    schema = {"entities": ["person"], "constrained_classification": CONSTRAINED}
+    _validate("ExtractRequest", {"texts": TEXTS, "schema": schema})
+    status, _, body = post(server, {"texts": TEXTS, "schema": schema})
+    assert status == 200, body
+    assert body["results"] == json.loads(json.dumps(engine.extract(TEXTS, schema)))
+    result = body["results"][0]["constrained_classification"]
+    assert set(result) == {"intent", "effects", "_meta"} and result["_meta"]["feasible"] is True
+    assert result["intent"]["value"] in ("read", "write", "delete")
+    if result["intent"]["value"] == "delete":
+        assert "delete" in result["effects"]["value"]
+    never = {**CONSTRAINED, "constraints": [{"type": "Not", "child": {"type": "AnySelected", "task": "effects"}},
+                                            {"type": "AnySelected", "task": "effects"}],
+             "config": {"on_infeasible": "raise"}}
+    status, _, body = post(server, {"text": TEXTS[0], "schema": {"constrained_classification": never}})
+    assert status == 422 and body["error"]["reason"] == "infeasible_classification", body
+
+
 @pytest.mark.parametrize("body, status, needle", [
     ({"text": "x", "schema": {"entities": []}}, 422, "schema.entities: cannot be empty"),
     ({"text": "x", "schema": {"entities": ["a"], "sentiment": 1}}, 422, "unknown key"),
@@ -87,6 +114,12 @@ def test_labels_request_on_a_gliner2_model_gives_entities(server):
     ({"text": "x", "schema": {"entities": ["a"]}, "flat_ner": True}, 422, "unknown fields"),
     ({"text": "x", "schema": {"entities": [f"type {i}" for i in range(51)]}}, 413, "max_labels"),
     ({"text": "x", "schema": {"entities": {"a": "word " * 400}}}, 422, "schema_too_long"),
+    ({"text": "x", "schema": {"constrained_classification": {"tasks": {"a": {"labels": ["x", "y"]}},
+                                                            "config": {"decoder": "greedy"}}}},
+     422, "schema.constrained_classification.config.decoder"),
+    ({"text": "x", "schema": {"classifications": [{"task": "a", "labels": ["x", "y"]}],
+                              "constrained_classification": {"tasks": {"a": {"labels": ["x", "y"]}}}}},
+     422, "are classification tasks already"),
 ])
 def test_bad_schema_requests(server, body, status, needle):
     got, _, data = post(server, body)

@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from stream.engine.gliner2.constrained import RESULT_KEY
+from stream.engine.gliner2.constrained import decode as decode_constrained
 from stream.engine.gliner2.overlap import RawSpan, first, resolve
 from stream.engine.gliner2.prompt import Encoded, Prompt, Task
 from stream.engine.gliner2.schema import (
@@ -48,7 +50,8 @@ class TaskScores(NamedTuple):
     "Span tasks: [count, fields, words, width] probabilities over every word (prefix, text,"
     " synthetic period); classification: [labels]."
     logits: np.ndarray | None = None
-    "The entity task's logits, like ``probs``, when the schema has entity attributes."
+    "The entity task's logits, like ``probs``, when the schema has entity attributes; a"
+    " constrained classification task's label logits."
 
 
 def find_spans(scores: np.ndarray, threshold: float, enc: Encoded, text: str) -> list[RawSpan]:
@@ -244,12 +247,18 @@ def class_probabilities(cls: Classification, logits: np.ndarray) -> np.ndarray:
     return (e / e.sum()).astype(np.float32)
 
 
-def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores], opts: Options) -> dict:
-    """One text's result in gliner2's shape, keys in gliner2's order."""
+def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores], opts: Options,
+           constrained: bool = True) -> dict:
+    """One text's result in gliner2's shape, keys in gliner2's order; the constrained
+    classification last (``constrained=False`` leaves it out: a window of a long text)."""
     result: dict[str, Any] = {}
     relations: dict[str, list] = {}
+    joint = prompt.schema.constrained
+    joint_tasks = {c.task for c in joint.classifications} if joint else set()
     task: Task
     for task, s in zip(prompt.tasks, scores):
+        if task.kind == "classification" and task.name in joint_tasks:
+            continue
         if task.kind == "structure":
             result[task.name] = decode_structure(task.spec, s, prompt, enc, text, opts)
         elif task.kind == "entities":
@@ -260,4 +269,14 @@ def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores]
             result[task.name] = decode_classification(task.spec, s.probs, opts)
     if relations:
         result["relation_extraction"] = relations
+    if joint and constrained:
+        result[RESULT_KEY] = decode_constrained(joint, constrained_logits(prompt, [scores]), text)
     return result
+
+
+def constrained_logits(prompt: Prompt, windows: Sequence[Sequence[TaskScores]]) -> dict[str, np.ndarray]:
+    """Each constrained task's label logits: over a long text's windows, each label's highest
+    (gliner2's ``classify_long`` with ``aggregate="max"``)."""
+    joint_tasks = {c.task for c in prompt.schema.constrained.classifications}
+    return {task.name: np.max([w[t].logits for w in windows], axis=0)
+            for t, task in enumerate(prompt.tasks) if task.kind == "classification" and task.name in joint_tasks}

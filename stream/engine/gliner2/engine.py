@@ -18,10 +18,13 @@ from tokenizers import Tokenizer
 
 from stream.engine.batching import DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, plan_batches
 from stream.engine.gliner2.chunks import CHUNK_OVERLAP, CHUNK_SIZE, merge, windows_of
+from stream.engine.gliner2.constrained import RESULT_KEY
+from stream.engine.gliner2.constrained import decode as decode_constrained
 from stream.engine.gliner2.decode import (
     Options,
     TaskScores,
     class_probabilities,
+    constrained_logits,
     decode,
 )
 from stream.engine.gliner2.export import CONFIG_NAME, ENCODER_NAME, FORMAT, HEADS_NAME
@@ -220,7 +223,7 @@ class Gliner2Engine:
             for t, task in enumerate(r.prompt.tasks):
                 if task.kind == "classification":
                     logits = self.heads.class_logits(hidden[i, r.prompt.markers[t][1:]])
-                    out[i][t] = TaskScores(0, class_probabilities(task.spec, logits))
+                    out[i][t] = TaskScores(0, class_probabilities(task.spec, logits), logits)
         return out
 
     # --- decode ---------------------------------------------------------------------------
@@ -242,11 +245,15 @@ class Gliner2Engine:
         if not prepared.windowed:
             return decode(prepared.prompt, prepared.rows[0].enc, prepared.text, outputs[0], opts)
         full = opts._replace(include_confidence=True, include_spans=True)
-        results = [decode(prepared.prompt, row.enc, row.text, scores, full)
+        results = [decode(prepared.prompt, row.enc, row.text, scores, full, constrained=False)
                    for row, scores in zip(prepared.rows, outputs)]
         scalar = {e.name for e in prepared.prompt.schema.entities if e.dtype != "list"}
-        return merge(prepared.text, results, list(prepared.offsets), scalar, opts.overlap_policy,
-                     opts.include_confidence, opts.include_spans)
+        merged = merge(prepared.text, results, list(prepared.offsets), scalar, opts.overlap_policy,
+                       opts.include_confidence, opts.include_spans)
+        if prepared.prompt.schema.constrained:  # decoded once, on the windows' aggregated logits
+            merged[RESULT_KEY] = decode_constrained(prepared.prompt.schema.constrained,
+                                                    constrained_logits(prepared.prompt, outputs), prepared.text)
+        return merged
 
     # --- all at once ----------------------------------------------------------------------
     def extract(self, texts: Sequence[str], schema: Schema | dict | Sequence[Schema | dict],

@@ -18,6 +18,9 @@ gliner2's pydantic models refuse them. Record modes (``mode``, ``anchor``, ``car
 ``entity_attributes`` adds its labels (``"group: label"`` when qualified) to the entity prompt,
 after the entity types, sorted, as gliner2 2.1 does; each kept entity span gets the groups that
 apply to its type.
+``constrained_classification`` takes gliner2's ``ClassificationSchema.to_dict()`` form (tasks,
+cross-task constraints) plus decoding ``config`` (``constrained`` package): its tasks join the
+prompt as classification tasks, and their logits are decoded jointly under the constraints.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ class Schema:
     classifications: tuple[Classification, ...] = ()
     relations: tuple[RelationType, ...] = ()
     attributes: tuple[AttributeGroup, ...] = ()
+    constrained: Any = None
+    "``constrained.Constrained``: its tasks are the last of ``classifications``."
 
     @property
     def prompt_entities(self) -> tuple[EntityType, ...]:
@@ -336,7 +341,8 @@ def _attributes(raw: Any, entities: tuple[EntityType, ...], where: str) -> tuple
     return tuple(groups)
 
 
-_TOP_KEYS = {"entities", "structures", "classifications", "relations", "entity_attributes"}
+_TOP_KEYS = {"entities", "structures", "classifications", "relations", "entity_attributes",
+             "constrained_classification"}
 
 
 def parse_schema(raw: Any, where: str = "schema") -> Schema:
@@ -381,7 +387,17 @@ def parse_schema(raw: Any, where: str = "schema") -> Schema:
         if not entities:
             raise _bad(f"{where}.entity_attributes", "needs entities")
         attributes = _attributes(raw["entity_attributes"], entities, f"{where}.entity_attributes")
-    schema = Schema(entities, structures, classifications, relations, attributes)
+    constrained = None
+    if raw.get("constrained_classification") is not None:
+        from stream.engine.gliner2.constrained import parse as parse_constrained
+
+        constrained = parse_constrained(raw["constrained_classification"], f"{where}.constrained_classification")
+        if clash := sorted({c.task for c in constrained.classifications} & {c.task for c in classifications}):
+            raise _bad(f"{where}.constrained_classification.tasks", f"{clash} are classification tasks already: "
+                                                                    "a task name is the prompt's name for it")
+        classifications += constrained.classifications
+    schema = Schema(entities, structures, classifications, relations, attributes, constrained)
     if not (entities or structures or classifications or relations):
-        raise _bad(where, "at least one of entities, structures, classifications or relations is required")
+        raise _bad(where, "at least one of entities, structures, classifications, relations or "
+                          "constrained_classification is required")
     return schema
