@@ -1,0 +1,66 @@
+"""GLiNER2.5 (boundary architecture), first step: the boundary encoder and the per-query
+boundary marginals in numpy against gliner2 2.1.0's torch modules on the tiny boundary
+checkpoint's head weights (golden tensors from ``tests/fixtures/build_tiny_boundary.py``): a
+batch of two texts of different lengths with padding, a padded query, the attention block with
+no window and with a window of 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream.engine.gliner2.boundary.encoding import boundary_marginals, encode_boundaries
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden-boundary-heads.npz"
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def golden():
+    data = np.load(GOLDEN)
+    weights = {k[len("w:boundary_head."):]: data[k] for k in data.files if k.startswith("w:")}
+    return data, weights
+
+
+@pytest.mark.parametrize("window", [0, 2])
+def test_boundary_states_and_marginals_match_gliner2(golden, window):
+    data, w = golden
+    tokens, token_mask = data["tokens"], data["token_mask"]
+    enc = encode_boundaries(tokens, token_mask, w, attention_heads=4, attention_window=window)
+    assert np.array_equal(enc.mask, data[f"window{window}:mask"])
+    assert np.abs(enc.states - data[f"window{window}:states"]).max() <= TOLERANCE
+    marg = boundary_marginals(enc, tokens, token_mask, data["queries"], data["query_mask"], w)
+    for name in ("start_logits", "end_logits", "inside_logits", "inside_prefix", "inside_prefix_mean"):
+        ref = data[f"window{window}:{name}"]
+        got = getattr(marg, name)
+        assert got.shape == ref.shape, name
+        assert np.abs(got - ref).max() <= TOLERANCE, (name, np.abs(got - ref).max())
+    # the padded text's padding boundaries are zero, the padded query's logits are the sentinel
+    assert not enc.states[1, 7:].any()
+    assert (marg.start_logits[1, 2] == -1.0e4).all()
+
+
+def test_the_window_changes_the_states(golden):
+    """The two goldens differ, so the window is really exercised."""
+    data, _ = golden
+    assert np.abs(data["window0:states"] - data["window2:states"]).max() > 1e-3
+
+
+@pytest.mark.parametrize("size", [24, 80])
+def test_the_shared_candidate_pool_matches_gliner2(golden, size):
+    """The pool from gliner2's own states and marginals (so only the pool is compared): the same
+    candidates in the same order, the same validity, proposal and compatibility logits."""
+    from stream.engine.gliner2.boundary.pool import build_pool
+
+    data, w = golden
+    pool = build_pool(data["window0:states"], data["window0:mask"], data["query_mask"],
+                      data["window0:start_logits"], data["window0:end_logits"], w, boundary_top_k=8,
+                      pool_size=size, min_per_query=2)
+    assert np.array_equal(pool.mask, data[f"pool{size}:mask"])
+    assert np.array_equal(pool.indices, data[f"pool{size}:indices"])
+    for name in ("proposal_logits", "compat_logits"):
+        assert np.abs(getattr(pool, name) - data[f"pool{size}:{name}"]).max() <= TOLERANCE, name
+    # the longer text fills the checkpoint's pool (truncation exercised); at 80 both are padded
+    assert pool.mask[0].all() if size == 24 else not pool.mask.all(-1).any()
