@@ -64,3 +64,34 @@ def test_the_shared_candidate_pool_matches_gliner2(golden, size):
         assert np.abs(getattr(pool, name) - data[f"pool{size}:{name}"]).max() <= TOLERANCE, name
     # the longer text fills the checkpoint's pool (truncation exercised); at 80 both are padded
     assert pool.mask[0].all() if size == 24 else not pool.mask.all(-1).any()
+
+
+def test_the_pool_scorer_matches_gliner2(golden):
+    """Candidate states and every query's logit for every pool candidate, from gliner2's own pool
+    and marginals: overlap-biased candidate attention (2 layers), evidence-conditioned query
+    attention, FiLM, the exact GELU (numpy has no erf: a rational one within 1.5e-7)."""
+    from stream.engine.gliner2.boundary.pool import build_pool
+    from stream.engine.gliner2.boundary.scorer import score_pool
+
+    data, w = golden
+    pool = build_pool(data["window0:states"], data["window0:mask"], data["query_mask"],
+                      data["window0:start_logits"], data["window0:end_logits"], w, boundary_top_k=8,
+                      pool_size=24, min_per_query=2)
+    logits, candidates = score_pool(data["window0:states"], data["queries"], data["query_mask"], pool,
+                                    data["window0:start_logits"], data["window0:end_logits"],
+                                    data["window0:inside_prefix"], data["token_mask"].sum(1), w, heads=4,
+                                    inside_prefix_mean=data["window0:inside_prefix_mean"])
+    assert np.abs(candidates - data["scorer:candidates"]).max() <= TOLERANCE
+    assert np.abs(logits - data["scorer:pair_logits"]).max() <= TOLERANCE
+    live = pool.mask[..., None] & data["query_mask"][:, None, :]
+    assert live.sum() > 40 and np.ptp(logits[live]) > 1.0  # real, varied scores were compared
+
+
+def test_erf_is_within_its_bound():
+    import math
+
+    from stream.engine.gliner2.boundary.scorer import erf
+
+    x = np.linspace(-6, 6, 20001, dtype=np.float32)
+    exact = np.array([math.erf(float(v)) for v in x])
+    assert np.abs(erf(x) - exact).max() < 2e-7

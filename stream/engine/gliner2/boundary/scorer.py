@@ -1,0 +1,137 @@
+"""Scores of every pool candidate for every query (gliner2 2.1.0 ``models/boundary/pool.py``
+``SharedPoolScorer``, ``OverlapBiasedCandidateAttention``, ``EvidenceConditionedQueryAttention``),
+inference only, in numpy. Span content features (``enable_span_content``) are not ported: the
+loader refuses checkpoints that enable them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, linear, softmax
+from stream.engine.gliner2.boundary.pool import Pool, _gather_rows
+
+# gliner2's overlap buckets of an ordered candidate pair (``classify_overlap_buckets``)
+IDENTICAL, NESTED_INSIDE, NESTED_OUTSIDE, CROSSING, SAME_START, SAME_END, DISJOINT_LEFT, DISJOINT_RIGHT = range(8)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7), in float64: numpy has no erf, and
+    torch's ``nn.GELU()`` is the exact, erf-based one."""
+    z = np.abs(x.astype(np.float64))
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return (np.sign(x) * (1.0 - poly * np.exp(-z * z))).astype(np.float32)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    return np.float32(0.5) * x * (np.float32(1.0) + erf(x / np.float32(math.sqrt(2.0))))
+
+
+def overlap_buckets(indices: np.ndarray) -> np.ndarray:
+    """``[B, C, 2]`` spans → ``[B, C, C]`` bucket of each ordered pair (later rules win, as in gliner2)."""
+    s1, e1 = indices[:, :, None, 0], indices[:, :, None, 1]
+    s2, e2 = indices[:, None, :, 0], indices[:, None, :, 1]
+    out = np.full(np.broadcast_shapes(s1.shape, s2.shape), CROSSING, dtype=np.int64)
+    for bucket, where in ((DISJOINT_LEFT, e1 <= s2), (DISJOINT_RIGHT, e2 <= s1),
+                          (NESTED_INSIDE, (s1 > s2) & (e1 < e2)), (NESTED_OUTSIDE, (s1 < s2) & (e1 > e2)),
+                          (SAME_START, (s1 == s2) & (e1 != e2)), (SAME_END, (e1 == e2) & (s1 != s2)),
+                          (IDENTICAL, (s1 == s2) & (e1 == e2))):
+        out = np.where(where, bucket, out)
+    return out
+
+
+def _ffn(x: np.ndarray, w: Weights, name: str) -> np.ndarray:
+    """``nn.Sequential(Linear, GELU, Dropout, Linear)``."""
+    return linear(gelu(linear(x, w, f"{name}.0")), w, f"{name}.3")
+
+
+def _candidate_attention(states: np.ndarray, indices: np.ndarray, mask: np.ndarray, w: Weights, name: str,
+                         heads: int) -> np.ndarray:
+    b, c, d = states.shape
+    hd = d // heads
+    qkv = linear(layer_norm(states, w, f"{name}.norm1"), w, f"{name}.qkv").reshape(b, c, 3, heads, hd)
+    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    logits = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(hd))
+    logits = logits + w[f"{name}.relative_bias"][overlap_buckets(indices)].transpose(0, 3, 1, 2)
+    logits = np.where(mask[:, None, None, :], logits, MASK_LOGIT)
+    weights = softmax(logits) * mask[:, None, :, None]
+    attended = (weights @ v).transpose(0, 2, 1, 3).reshape(b, c, d)
+    states = states + linear(attended, w, f"{name}.output")
+    states = states + _ffn(layer_norm(states, w, f"{name}.norm2"), w, f"{name}.ffn")
+    return states * mask[..., None]
+
+
+def _multihead_attention(x: np.ndarray, key_padding: np.ndarray, w: Weights, name: str, heads: int) -> np.ndarray:
+    """``nn.MultiheadAttention(batch_first=True)`` self-attention, eval; ``key_padding`` True = ignore."""
+    b, n, d = x.shape
+    hd = d // heads
+    qkv = x @ w[f"{name}.in_proj_weight"].T + w[f"{name}.in_proj_bias"]
+    q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(b, n, heads, hd).transpose(0, 2, 1, 3) for i in range(3))
+    logits = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(hd))
+    logits = np.where(key_padding[:, None, None, :], -np.inf, logits)
+    out = (softmax(logits) @ v).transpose(0, 2, 1, 3).reshape(b, n, d)
+    return linear(out, w, f"{name}.out_proj")
+
+
+def _query_attention(query: np.ndarray, evidence: np.ndarray, query_mask: np.ndarray, w: Weights, name: str,
+                     heads: int) -> np.ndarray:
+    states = linear(query, w, f"{name}.query_in") + linear(evidence, w, f"{name}.evidence_in")
+    safe = query_mask.copy()
+    safe[:, 0] |= ~query_mask.any(-1)
+    normed = layer_norm(states, w, f"{name}.norm1")
+    states = states + _multihead_attention(normed, ~safe, w, f"{name}.attention", heads)
+    states = states + _ffn(layer_norm(states, w, f"{name}.norm2"), w, f"{name}.ffn")
+    return states * query_mask[..., None]
+
+
+def _layers(w: Weights, prefix: str) -> int:
+    found = {int(k[len(prefix) + 1:].split(".", 1)[0]) for k in w if k.startswith(prefix + ".")}
+    return max(found) + 1 if found else 0
+
+
+def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, pool: Pool,
+               start_logits: np.ndarray, end_logits: np.ndarray, inside_prefix: np.ndarray | None,
+               text_lengths: np.ndarray, w: Weights, heads: int, inside_prefix_mean: np.ndarray | None = None,
+               prefix: str = "shared_pool_scorer") -> tuple[np.ndarray, np.ndarray]:
+    """``SharedPoolScorer.forward`` (eval, no span content): ``[B, C, Q]`` pair logits (masked
+    with gliner2's sentinel) and the ``[B, C, p]`` candidate states."""
+    starts, ends = pool.indices[..., 0], pool.indices[..., 1]
+    start_rep = _gather_rows(linear(boundary_states, w, f"{prefix}.start_projection"), starts)
+    end_rep = _gather_rows(linear(boundary_states, w, f"{prefix}.end_projection"), ends)
+    length = np.maximum(ends - starts, 1).astype(np.float32)
+    tl = np.maximum(text_lengths[:, None].astype(np.float32), 1)
+    features = np.stack([np.log1p(length), length / tl, 1.0 / np.sqrt(length)], -1).astype(np.float32)
+    candidate = (start_rep + end_rep + linear(features, w, f"{prefix}.length_projection")
+                 + linear(pool.compat_logits[..., None], w, f"{prefix}.prior_projection"))
+    candidate = layer_norm(candidate, w, f"{prefix}.candidate_norm") * pool.mask[..., None]
+    for i in range(_layers(w, f"{prefix}.candidate_layers")):
+        candidate = _candidate_attention(candidate, pool.indices, pool.mask, w, f"{prefix}.candidate_layers.{i}",
+                                         heads)
+    query = linear(queries, w, f"{prefix}.query_projection")
+    for i in range(_layers(w, f"{prefix}.query_layers")):
+        preliminary = np.einsum("bcd,bqd->bcq", candidate, query)
+        weights = softmax(np.where(pool.mask[..., None], preliminary, MASK_LOGIT), axis=1)
+        evidence = np.einsum("bcq,bcd->bqd", weights, candidate)
+        query = _query_attention(query, evidence, query_mask, w, f"{prefix}.query_layers.{i}", heads)
+    p = candidate.shape[-1]
+    score = np.einsum("bcd,bqd->bcq", candidate, query) / np.float32(math.sqrt(p))
+    gamma, beta = np.split(linear(query, w, f"{prefix}.film"), 2, axis=-1)
+    conditioned = candidate[:, :, None, :] * (1.0 + gamma[:, None]) + beta[:, None]
+    score = score + _ffn(conditioned, w, f"{prefix}.film_output")[..., 0]
+    q = queries.shape[1]
+    s_idx = np.broadcast_to(np.clip(starts, 0, start_logits.shape[2] - 1)[:, None, :], (starts.shape[0], q, starts.shape[1]))
+    e_idx = np.broadcast_to(np.clip(ends, 0, end_logits.shape[2] - 1)[:, None, :], s_idx.shape)
+    score = score + np.take_along_axis(start_logits, s_idx, 2).transpose(0, 2, 1)
+    score = score + np.take_along_axis(end_logits, e_idx, 2).transpose(0, 2, 1)
+    if inside_prefix is not None:
+        last = inside_prefix.shape[2] - 1
+        interval = (np.take_along_axis(inside_prefix, np.minimum(e_idx, last), 2)
+                    - np.take_along_axis(inside_prefix, np.minimum(s_idx, last), 2))
+        if inside_prefix_mean is not None:
+            interval = interval + inside_prefix_mean * (e_idx - s_idx).astype(np.float32)
+        score = score + (interval / np.sqrt(np.maximum(e_idx - s_idx, 1).astype(np.float32))).transpose(0, 2, 1)
+    score = np.where(pool.mask[..., None], score, MASK_LOGIT)
+    score = np.where(query_mask[:, None, :], score, MASK_LOGIT)
+    return score.astype(np.float32), candidate.astype(np.float32)
