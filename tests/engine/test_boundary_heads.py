@@ -95,3 +95,35 @@ def test_erf_is_within_its_bound():
     x = np.linspace(-6, 6, 20001, dtype=np.float32)
     exact = np.array([math.erf(float(v)) for v in x])
     assert np.abs(erf(x) - exact).max() < 2e-7
+
+
+def _checkpoint_settings():
+    import json
+
+    from stream.engine.gliner2.boundary.head import settings_from_config
+
+    config = json.loads((GOLDEN.parent / "tiny-boundary" / "bert" / "gliner2" / "config.json").read_text())
+    return settings_from_config(config["boundary_head"])
+
+
+def test_the_whole_head_matches_gliner2(golden):
+    """BoundaryHead.forward end to end from token and query states, with the settings read from
+    the checkpoint's config.json: pool spans, pair logits per query, null and count heads,
+    candidate states."""
+    from stream.engine.gliner2.boundary.head import run_head
+
+    data, w = golden
+    settings = _checkpoint_settings()
+    assert settings.pool_size == 24 and settings.pool_boundary_top_k == 8 and settings.min_pool_per_query == 2
+    out = run_head(data["tokens"], data["token_mask"], data["queries"], data["query_mask"], w, settings)
+    assert np.array_equal(out.valid, data["head:valid"]) and np.array_equal(out.indices, data["head:indices"])
+    for name in ("pair_logits", "null_logits", "count_log_rates", "candidate_states"):
+        assert np.abs(getattr(out, name) - data[f"head:{name}"]).max() <= TOLERANCE, name
+
+
+def test_settings_this_port_does_not_compute_are_refused_with_the_key_named():
+    from stream.engine.gliner2.boundary.head import settings_from_config
+
+    for key, value in (("candidate_pool", "per_query"), ("enable_span_content", True), ("boundary_top_k_alpha", 0.5)):
+        with pytest.raises(ValueError, match=rf"boundary_head\.{key} = .* is not supported"):
+            settings_from_config({key: value})

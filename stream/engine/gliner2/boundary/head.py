@@ -1,0 +1,83 @@
+"""The whole boundary head for the shared candidate pool (gliner2 2.1.0 ``BoundaryHead.forward``
+in eval with ``candidate_pool="shared"``): boundary states → marginals → document pool → pair
+logits per query and candidate, the abstention (null) and count heads, and the candidate states
+the record head reads. The per-query proposer path (``candidate_pool="per_query"``) is not
+ported yet; ``settings_from_config`` refuses it, and every other setting this code does not
+follow, naming the key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from stream.engine.gliner2.boundary.encoding import Weights, boundary_marginals, encode_boundaries, linear
+from stream.engine.gliner2.boundary.pool import _gather_rows, build_pool
+from stream.engine.gliner2.boundary.scorer import score_pool
+
+
+class HeadSettings(NamedTuple):
+    """The ``boundary_head`` settings inference depends on (gliner2's ``BoundaryHeadSettings``)."""
+
+    boundary_attention_heads: int = 4
+    boundary_attention_window: int = 0
+    pool_boundary_top_k: int = 64
+    pool_size: int = 384
+    min_pool_per_query: int = 8
+    candidate_attention_heads: int = 4
+    use_inside_evidence: bool = True
+    pair_temperature: float = 1.0
+    abstention_threshold: float = 0.5
+    adaptive_threshold: bool = False
+    overlap_policy: str = "flat"
+
+
+UNSUPPORTED = {
+    # key: (the value this port computes, why another is refused)
+    "candidate_pool": ("shared", "the per-query proposer path is not ported yet"),
+    "enable_span_content": (False, "span content features are not ported yet"),
+    "boundary_top_k_alpha": (0.0, "length-adaptive boundary budgets are not ported yet"),
+}
+
+
+def settings_from_config(raw: Mapping[str, Any], where: str = "config.json boundary_head") -> HeadSettings:
+    """The head settings from a checkpoint's ``boundary_head``; a value this port does not
+    compute is refused with its key named (never silently ignored)."""
+    for key, (supported, why) in UNSUPPORTED.items():
+        if key in raw and raw[key] != supported:
+            raise ValueError(f"{where}.{key} = {raw[key]!r} is not supported: {why}")
+    defaults = HeadSettings()
+    return HeadSettings(**{k: type(getattr(defaults, k))(raw[k]) if k in raw else getattr(defaults, k)
+                           for k in HeadSettings._fields})
+
+
+class HeadOutput(NamedTuple):
+    indices: np.ndarray  # [B, C, 2] half-open boundary spans of the pool
+    valid: np.ndarray  # [B, C]
+    pair_logits: np.ndarray  # [B, Q, C]
+    null_logits: np.ndarray | None  # [B, Q]
+    count_log_rates: np.ndarray | None  # [B, Q]
+    candidate_states: np.ndarray | None  # [B, C, H] (records)
+
+
+def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, w: Weights,
+             settings: HeadSettings) -> HeadOutput:
+    """``BoundaryHead.forward(..., return_candidates=True)`` in eval, shared pool."""
+    enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
+                            settings.boundary_attention_window)
+    marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
+    pool = build_pool(enc.states, enc.mask, query_mask, marg.start_logits, marg.end_logits, w,
+                      settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query)
+    inside = marg.inside_prefix if settings.use_inside_evidence else None
+    logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
+                           token_mask.sum(1), w, settings.candidate_attention_heads,
+                           inside_prefix_mean=marg.inside_prefix_mean)
+    states = None
+    if "candidate_encoder.weight" in w:
+        ends = np.concatenate([_gather_rows(enc.states, pool.indices[..., 0]),
+                               _gather_rows(enc.states, pool.indices[..., 1])], -1)
+        states = np.where(pool.mask[..., None], linear(ends, w, "candidate_encoder"), np.float32(0))
+    null = linear(queries, w, "null_projection")[..., 0] if "null_projection.weight" in w else None
+    count = linear(queries, w, "count_head")[..., 0] if "count_head.weight" in w else None
+    return HeadOutput(pool.indices, pool.mask, logits.transpose(0, 2, 1), null, count, states)
