@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from stream.engine.gliner2.boundary.decode import decode_entities as decode_boundary_entities
+from stream.engine.gliner2.boundary.model import BoundaryScores
 from stream.engine.gliner2.constrained import RESULT_KEY
 from stream.engine.gliner2.constrained import decode as decode_constrained
 from stream.engine.gliner2.overlap import RawSpan, first, resolve
@@ -261,6 +263,12 @@ def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores]
             continue
         if task.kind == "structure":
             result[task.name] = decode_structure(task.spec, s, prompt, enc, text, opts)
+        elif task.kind == "entities" and isinstance(s, BoundaryScores):
+            found = decode_boundary_entities(task.spec, s, enc, text, opts.threshold, opts.overlap_policy)
+            result["entities"] = {}
+            for e in task.spec:
+                value = _spans_value(found[e.name][:1] if e.dtype != "list" else found[e.name], e.dtype, opts, None)
+                result["entities"][e.name] = value if value != "" else None
         elif task.kind == "entities":
             result["entities"] = decode_entities(task.spec, s, enc, text, opts, prompt.schema.attributes)
         elif task.kind == "relation":

@@ -17,6 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from stream.engine.batching import DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, plan_batches
+from stream.engine.gliner2.boundary.model import BoundaryModel
 from stream.engine.gliner2.chunks import CHUNK_OVERLAP, CHUNK_SIZE, merge, windows_of
 from stream.engine.gliner2.constrained import RESULT_KEY
 from stream.engine.gliner2.constrained import decode as decode_constrained
@@ -107,9 +108,18 @@ class Gliner2Engine:
         for name in (ENCODER_NAME, HEADS_NAME, "tokenizer.json"):
             if not (folder / name).is_file():
                 raise ModelLoadError(f"{folder}: {name} is missing")
-        self.max_width = int(raw["max_width"])
+        self.architecture = raw.get("architecture", "span")
         self.max_tokens = int(raw.get("max_tokens", 512))
-        self.heads = Heads.load(folder / HEADS_NAME, raw["counting_layer"], self.max_width)
+        self.heads: Heads | None = None
+        self.boundary: BoundaryModel | None = None
+        if self.architecture == "span":
+            self.max_width = int(raw["max_width"])
+            self.heads = Heads.load(folder / HEADS_NAME, raw["counting_layer"], self.max_width)
+        elif self.architecture == "boundary":
+            self.max_width = 0  # boundary spans have no width limit
+            self.boundary = BoundaryModel.load(folder / HEADS_NAME, raw)
+        else:
+            raise ModelLoadError(f"{folder}: architecture {self.architecture!r} is not supported (span or boundary)")
         if variant not in ("fp32", "int8", "auto"):
             raise ModelLoadError(f"unknown variant {variant!r}: use auto, fp32 or int8")
         variant = "fp32" if variant == "auto" else variant
@@ -124,7 +134,8 @@ class Gliner2Engine:
         self._prompt_cache: dict[Schema, Prompt] = {}
         self.info = Gliner2Info(name=str(raw.get("name") or folder.name), path=str(folder), family=self.family,
                                 max_width=self.max_width, max_tokens=self.max_tokens,
-                                counting_layer=raw["counting_layer"], threads=self.session.threads,
+                                counting_layer=raw.get("counting_layer") or self.architecture,
+                                threads=self.session.threads,
                                 variant=variant)
 
     # --- prepare --------------------------------------------------------------------------
@@ -132,6 +143,8 @@ class Gliner2Engine:
         schema = parse_schema(schema)
         prompt = self._prompt_cache.get(schema)
         if prompt is None:
+            if self.boundary is not None:
+                _boundary_supports(schema)
             prompt = self.prompts.prompt(schema)
             budget = self.max_tokens - len(prompt.ids) - len(prompt.prefix_ids)
             if budget < self.max_tokens // 2:
@@ -184,6 +197,8 @@ class Gliner2Engine:
         """One encoder call for the batch, then the heads: counts and count-aware queries for
         every span task of every row at once, span scores per row, classes per task."""
         hidden = self.session.run(self.feed(rows))[0]
+        if self.boundary is not None:
+            return self._run_boundary(rows, hidden)
         out: list[list[Any]] = [[None] * len(r.prompt.tasks) for r in rows]
         span = [(i, t) for i, r in enumerate(rows) for t, task in enumerate(r.prompt.tasks)
                 if task.kind != "classification"]
@@ -223,6 +238,25 @@ class Gliner2Engine:
             for t, task in enumerate(r.prompt.tasks):
                 if task.kind == "classification":
                     logits = self.heads.class_logits(hidden[i, r.prompt.markers[t][1:]])
+                    out[i][t] = TaskScores(0, class_probabilities(task.spec, logits), logits)
+        return out
+
+    def _run_boundary(self, rows: Sequence[Row], hidden: np.ndarray) -> list[list[Any]]:
+        """Boundary checkpoints: one boundary-head call for every row's entity task (queries are
+        the entity markers' states, as gliner2's ``query_marker_indices``), the classifier for
+        classification tasks."""
+        assert self.boundary is not None
+        out: list[list[Any]] = [[None] * len(r.prompt.tasks) for r in rows]
+        entity = [(i, t) for i, r in enumerate(rows) for t, task in enumerate(r.prompt.tasks) if task.kind == "entities"]
+        if entity:
+            scores = self.boundary.entity_scores([hidden[i, rows[i].enc.word_first] for i, _ in entity],
+                                                 [hidden[i, rows[i].prompt.markers[t][1:]] for i, t in entity])
+            for (i, t), s in zip(entity, scores):
+                out[i][t] = s
+        for i, r in enumerate(rows):
+            for t, task in enumerate(r.prompt.tasks):
+                if task.kind == "classification":
+                    logits = self.boundary.class_logits(hidden[i, r.prompt.markers[t][1:]])
                     out[i][t] = TaskScores(0, class_probabilities(task.spec, logits), logits)
         return out
 
@@ -280,6 +314,15 @@ class Gliner2Engine:
                 t, w = owners[i]
                 outputs[t][w] = out
         return [self.decode(p, o, opts) for p, o in zip(prepared, outputs)]
+
+
+def _boundary_supports(schema: Schema) -> None:
+    """What boundary checkpoints serve so far: entities and (constrained) classification."""
+    for key, present in (("structures", schema.structures), ("relations", schema.relations),
+                         ("entity_attributes", schema.attributes)):
+        if present:
+            raise InvalidInput("unsupported_schema", f"schema.{key}: not supported on boundary (GLiNER2.5) "
+                                                     "checkpoints yet; entities and classifications are")
 
 
 def _labels_schema(labels) -> Schema:

@@ -3,10 +3,11 @@
     spanstream export-gliner2 SRC DST      (needs the `export` extra: torch + gliner2)
 
 DST holds ``gliner2_config.json``, ``encoder.onnx`` (input_ids, attention_mask → hidden states),
-``heads.npz`` (every non-encoder tensor under its state-dict name, run in numpy by ``heads``) and
-``tokenizer.json`` (with gliner2's ten special tokens). Only the span architecture
-(gliner2-*-v1, ``count_lstm`` / ``count_lstm_v2``) is supported; the boundary ("GLiNER2.5")
-architecture is refused with a clear error.
+``heads.npz`` (every non-encoder tensor under its state-dict name, run in numpy by ``heads`` or
+``boundary``) and ``tokenizer.json`` (with gliner2's ten special tokens). Both architectures:
+span (gliner2-*-v1, ``count_lstm`` / ``count_lstm_v2``) and boundary ("GLiNER2.5",
+``architecture: "boundary"``: its ``boundary_head`` settings are copied, and the engine refuses at
+load the ones it does not compute, naming the key).
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ def export_gliner2(src: Path, dst: Path, opset: int = 18) -> Path:
     src, dst = Path(src), Path(dst)
     raw = json.loads((src / "config.json").read_text()) if (src / "config.json").exists() else {}
     arch = raw.get("architecture", "span")
-    if arch != "span":
-        raise ModelLoadError(f"{src}: architecture {arch!r} is not supported yet (only gliner2's span "
-                             "architecture, gliner2-*-v1)")
-    model = GLiNER2.from_pretrained(str(src))
+    if arch not in ("span", "boundary"):
+        raise ModelLoadError(f"{src}: architecture {arch!r} is not supported (span or boundary)")
+    if arch == "boundary":
+        from gliner2 import AutoExtractor
+
+        model = AutoExtractor.from_pretrained(str(src))
+    else:
+        model = GLiNER2.from_pretrained(str(src))
     model.eval()
     cfg = model.config
-    if cfg.counting_layer not in COUNTING_LAYERS:
+    if arch == "span" and cfg.counting_layer not in COUNTING_LAYERS:
         raise ModelLoadError(f"{src}: counting_layer {cfg.counting_layer!r} is not supported "
                              f"(supported: {', '.join(COUNTING_LAYERS)})")
     if getattr(cfg, "token_pooling", "first") != "first":
@@ -75,13 +80,17 @@ def export_gliner2(src: Path, dst: Path, opset: int = 18) -> Path:
         limits = [x for x in (getattr(enc_cfg, "max_position_embeddings", None), max_tok)
                   if isinstance(x, int) and 0 < x < 10**6]
         config = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": "span",
+            "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": arch,
             "name": src.name, "source": str(src),
-            "max_width": int(cfg.max_width), "counting_layer": cfg.counting_layer,
             "token_pooling": "first", "hidden_size": int(enc_cfg.hidden_size),
             "max_tokens": min(limits) if limits else 512,
             "encoder_model_type": getattr(enc_cfg, "model_type", ""),
         }
+        if arch == "span":
+            config.update({"max_width": int(cfg.max_width), "counting_layer": cfg.counting_layer})
+        else:
+            config["boundary_head"] = raw.get("boundary_head", {})
+            config["config_version"] = raw.get("config_version")
         (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         if dst.exists():
             shutil.rmtree(dst)

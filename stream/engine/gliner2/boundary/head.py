@@ -31,6 +31,7 @@ class HeadSettings(NamedTuple):
     abstention_threshold: float = 0.5
     adaptive_threshold: bool = False
     overlap_policy: str = "flat"
+    classification_temperature: float = 1.0
 
 
 UNSUPPORTED = {

@@ -1,0 +1,54 @@
+"""Entities from a boundary head's pool scores (gliner2 2.1.0 ``BoundaryExtractor._decode_entities``
+with ``_group_scored_candidates``): per entity type, abstain when the null head says so, keep the
+candidates whose probability passes the type's threshold (plus the top predicted-count ones with
+``adaptive_threshold``), resolve overlaps (the checkpoint's ``overlap_policy``, ``flat`` by default,
+unless the request names one), map word boundaries to characters.
+
+One deliberate difference, as on span checkpoints: a candidate that reaches into the period
+gliner2 appends to a text without final punctuation is dropped before overlap resolution (gliner2
+returns offsets past the caller's text, and such a span can suppress a real one)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stream.engine.gliner2.boundary.model import BoundaryScores
+from stream.engine.gliner2.overlap import RawSpan, normalize_policy, resolve
+from stream.engine.gliner2.prompt import Encoded
+from stream.engine.gliner2.schema import EntityType
+
+
+def candidates(scores: BoundaryScores, q: int, threshold: float) -> list[tuple[float, int, int]]:
+    """``(probability, start, end)`` of the kept candidates of type ``q``, in pool order."""
+    p = scores.probs[q]
+    keep = p >= np.float32(threshold)
+    if scores.settings.adaptive_threshold and scores.counts is not None:
+        rank = np.empty(len(p), np.int64)
+        rank[np.argsort(-p, kind="stable")] = np.arange(len(p))
+        keep |= rank < scores.counts[q]
+    return [(float(p[c]), int(scores.spans[c, 0]), int(scores.spans[c, 1])) for c in np.flatnonzero(keep)]
+
+
+def decode_entities(entities: Sequence[EntityType], scores: BoundaryScores, enc: Encoded, text: str,
+                    threshold: float, policy: str | None) -> dict[str, list[RawSpan]]:
+    """Each entity type's resolved spans (best first), before formatting."""
+    settings = scores.settings
+    policy = policy if policy is not None else normalize_policy(settings.overlap_policy)
+    starts, ends = enc.words.starts, enc.words.ends
+    out: dict[str, list[RawSpan]] = {}
+    for q, e in enumerate(entities):
+        spans: list[RawSpan] = []
+        abstained = scores.null_probs is not None and float(scores.null_probs[q]) > settings.abstention_threshold
+        if not abstained:
+            for prob, s, end in candidates(scores, q, threshold if e.threshold is None else e.threshold):
+                ts, te = s - enc.n_prefix, end - enc.n_prefix
+                if not 0 <= ts < te <= enc.n_text:
+                    continue
+                cs, ce = starts[ts], ends[te - 1]
+                if text[cs:ce].strip():
+                    spans.append(RawSpan(text[cs:ce].strip(), prob, cs, ce))
+            spans = resolve(spans, policy)
+        out[e.name] = spans
+    return out

@@ -1,0 +1,88 @@
+"""A boundary checkpoint's heads as the engine runs them: the shared-pool boundary head over a
+batch of rows, and the classifier (gliner2 2.1.0 ``BoundaryExtractor``: entities through the
+pool, classification through the same MLP as the span architecture, scaled by
+``classification_temperature``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from stream.engine.gliner2.boundary.encoding import linear
+from stream.engine.gliner2.boundary.head import HeadSettings, run_head, settings_from_config
+from stream.errors import ModelLoadError
+
+
+class BoundaryScores(NamedTuple):
+    """One row's entity task: every pool candidate's probability for every entity type."""
+
+    spans: np.ndarray
+    "int [C, 2]: half-open word spans (prefix words included) of the valid pool candidates."
+    probs: np.ndarray
+    "[types, C]: sigmoid(pair logit / pair_temperature)."
+    null_probs: np.ndarray | None
+    "[types]: the abstention head's probability (a type above ``abstention_threshold`` is empty)."
+    counts: np.ndarray | None
+    "[types]: predicted instances, round(exp(count log-rate)), used when ``adaptive_threshold``."
+    settings: HeadSettings
+
+
+class BoundaryModel:
+    def __init__(self, weights: Mapping[str, np.ndarray], settings: HeadSettings):
+        self.w = {k.removeprefix("boundary_head."): np.ascontiguousarray(v, dtype=np.float32)
+                  for k, v in weights.items() if k.startswith("boundary_head.")}
+        self.classifier = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
+                           if k.startswith("classifier.")}
+        self.settings = settings
+
+    @classmethod
+    def load(cls, path: Path, raw_config: Mapping[str, Any]) -> "BoundaryModel":
+        try:
+            settings = settings_from_config(raw_config.get("boundary_head") or {}, f"{path.parent.name}: boundary_head")
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        try:
+            with np.load(path) as npz:
+                weights = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{path}: cannot read the head weights: {exc}") from exc
+        model = cls(weights, settings)
+        for key in ("boundary_encoder.left_projection.weight", "shared_pool_builder.start_projection.weight",
+                    "shared_pool_scorer.film.weight"):
+            if key not in model.w:
+                raise ModelLoadError(f"{path}: missing head weight boundary_head.{key}")
+        return model
+
+    def entity_scores(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray]) -> list[BoundaryScores]:
+        """One head call for every row: ``tokens[i]`` [words, H], ``queries[i]`` [types, H]."""
+        h = tokens[0].shape[-1]
+        lw, lq = max(len(t) for t in tokens), max(len(q) for q in queries)
+        tok = np.zeros((len(tokens), lw, h), np.float32)
+        qry = np.zeros((len(tokens), lq, h), np.float32)
+        tmask = np.zeros((len(tokens), lw), bool)
+        qmask = np.zeros((len(tokens), lq), bool)
+        for i, (t, q) in enumerate(zip(tokens, queries)):
+            tok[i, :len(t)], tmask[i, :len(t)] = t, True
+            qry[i, :len(q)], qmask[i, :len(q)] = q, True
+        out = run_head(tok, tmask, qry, qmask, self.w, self.settings)
+        with np.errstate(over="ignore"):  # masked rows hold gliner2's -1e4 sentinel: probability 0
+            probs = 1.0 / (1.0 + np.exp(-out.pair_logits / np.float32(self.settings.pair_temperature)))
+        rows = []
+        for i, q in enumerate(queries):
+            keep = out.valid[i]
+            null = None if out.null_logits is None else 1.0 / (1.0 + np.exp(-out.null_logits[i, :len(q)]))
+            counts = None if out.count_log_rates is None else np.clip(
+                np.rint(np.exp(out.count_log_rates[i, :len(q)])), 0, int(keep.sum())).astype(np.int64)
+            rows.append(BoundaryScores(out.indices[i][keep], probs[i, :len(q)][:, keep].astype(np.float32),
+                                       null, counts, self.settings))
+        return rows
+
+    def class_logits(self, label_states: np.ndarray) -> np.ndarray:
+        """The classifier (Linear, ReLU, Dropout, Linear) on each label's marker state, divided
+        by ``classification_temperature``."""
+        hidden = np.maximum(linear(label_states, self.classifier, "classifier.0"), 0)
+        return linear(hidden, self.classifier, "classifier.3")[..., 0] / np.float32(
+            self.settings.classification_temperature)
