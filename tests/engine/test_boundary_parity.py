@@ -87,3 +87,27 @@ def test_settings_the_engine_does_not_compute_are_refused_at_load(tmp_path):
     (folder / "gliner2_config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match=r"boundary_head\.candidate_pool = 'per_query' is not supported"):
         Gliner2Engine(folder)
+
+
+def test_the_count_guided_threshold_matches_gliner2(golden, tmp_path):
+    """``adaptive_threshold``: each type also keeps its top round(exp(count log-rate)) candidates
+    (the tiny checkpoint has it off; the golden turned it on in gliner2's settings, this test in
+    the exported config)."""
+    import shutil
+
+    folder = tmp_path / "adaptive"
+    shutil.copytree(MODEL, folder)
+    config = json.loads((folder / "gliner2_config.json").read_text())
+    config["boundary_head"]["adaptive_threshold"] = True
+    (folder / "gliner2_config.json").write_text(json.dumps(config))
+    adaptive = Gliner2Engine(folder, threads=2)
+    entry = golden["adaptive"]
+    texts = golden["texts"]
+    compared, _, _, failures = _check(adaptive, {"cases": {"adaptive": entry}}, "cases", texts, long=False)
+    assert compared > 280 and not failures, failures[:3]
+    _, schema_name, threshold, *_ = entry["case"]
+    plain = Gliner2Engine(MODEL, threads=2).extract(texts, {"entities": ["person", "organization", "location"]},
+                                                    threshold=threshold)
+    ours = adaptive.extract(texts, {"entities": ["person", "organization", "location"]}, threshold=threshold)
+    count = lambda results: sum(len(v) for r in results for v in r["entities"].values())  # noqa: E731
+    assert count(ours) > count(plain)  # the count head added candidates below the threshold
