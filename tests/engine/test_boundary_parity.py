@@ -111,3 +111,20 @@ def test_the_count_guided_threshold_matches_gliner2(golden, tmp_path):
     ours = adaptive.extract(texts, {"entities": ["person", "organization", "location"]}, threshold=threshold)
     count = lambda results: sum(len(v) for r in results for v in r["entities"].values())  # noqa: E731
     assert count(ours) > count(plain)  # the count head added candidates below the threshold
+
+
+def test_long_texts_match_gliner2_batch_extract_long(golden):
+    """Texts past the encoder's window: spanstream's windows, merged as for span checkpoints,
+    against the boundary model's ``batch_extract_long`` (same chunk size and overlap)."""
+    from tests.fixtures.gliner2_cases import LONG_CHUNK_OVERLAP, LONG_CHUNK_SIZE
+
+    engine = Gliner2Engine(MODEL, threads=2, chunk_size=LONG_CHUNK_SIZE, chunk_overlap=LONG_CHUNK_OVERLAP)
+    texts = golden["long_texts"]
+    windows = {i: len(p.rows) for i, p in enumerate(engine.prepare(texts, [{"entities": ["person"]}] * len(texts)))
+               if len(p.rows) > 1}
+    assert len(windows) >= 6
+    compared, _, deltas, failures = _check(engine, golden, "long_cases", texts, long=True, only=set(windows))
+    print(f"\n[boundary] {compared} long-text results identical to gliner2 batch_extract_long "
+          f"({len(windows)} texts, {min(windows.values())}–{max(windows.values())} windows), "
+          f"max score delta {max(deltas):.2e}")
+    assert compared >= 5 * len(windows) and not failures, f"{len(failures)} differ; first: " + "\n".join(failures[:3])
