@@ -88,6 +88,7 @@ def data_table(build: dict) -> str:
 def readme(report: dict, build: dict, steps: int, commit: str) -> str:
     ner, base = report["ner"], report.get("baseline_ner", {})
     cls = report["classification"]
+    base_mit = base.get("datasets", {}).get("mit_restaurant", {}).get("0.5", {}).get("f1", float("nan"))
     return f"""# spanstream-minilm-gliner2
 
 The embedded default model of spanstream: a GLiNER2 model (span architecture, `count_lstm`, max
@@ -110,7 +111,7 @@ the non-commercial corpora below are in its training mix.
 | | this model | spanstream-minilm-ner (previous default) |
 |---|---|---|
 | zero-shot CrossNER mean F1 (5 domains, threshold 0.5) | **{ner['crossner_mean_0.5']:.3f}** | {base.get('crossner_mean_0.5', float('nan')):.3f} |
-| zero-shot MIT Restaurant F1 (threshold 0.5) | {ner['datasets']['mit_restaurant']['0.5']['f1']:.3f} | {base.get('datasets', {{}}).get('mit_restaurant', {{}}).get('0.5', {{}}).get('f1', float('nan')):.3f} |
+| zero-shot MIT Restaurant F1 (threshold 0.5) | {ner['datasets']['mit_restaurant']['0.5']['f1']:.3f} | {base_mit:.3f} |
 | relations never trained (FewRel, 8 relations), F1 | {report['relations']['f1']:.3f} | – (entities only) |
 | BBC News topics (never trained), accuracy / macro-F1 (majority {cls['bbc_news']['majority_accuracy']:.3f}) | {cls['bbc_news']['accuracy']:.3f} / {cls['bbc_news']['macro_f1']:.3f} | – |
 | TREC question types (never trained), accuracy / macro-F1 (majority {cls['trec']['majority_accuracy']:.3f}) | {cls['trec']['accuracy']:.3f} / {cls['trec']['macro_f1']:.3f} | – |
@@ -130,7 +131,7 @@ that shares 8 consecutive words with one (lower-cased, punctuation removed) is d
 (threshold) use the dev split carved from the training corpora (every 20th row by hash).
 
 **Licences**: the mix contains research-only and non-commercial corpora (CoNLL-2003, WikiNEuRal
-CC BY-NC-SA 4.0, AG News, CARER emotion). The corpora's text is not in this repository: the recipe
+and WebNLG CC BY-NC-SA 4.0, AG News, CARER emotion). The corpora's text is not in this repository: the recipe
 reads them from local copies of the public repositories named above.
 
 ## Training

@@ -29,7 +29,7 @@ __all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_MAX_TOKENS", "DecodeParams", "Entity", "
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "data" / "models"
 "The embedded model ships inside the package (in the repository, a link to models/)."
-DEFAULT_MODEL_NAME = "spanstream-minilm-ner"
+DEFAULT_MODEL_NAME = "spanstream-minilm-gliner2"
 HUB_PREFIX = "hf://"
 
 

@@ -73,7 +73,7 @@ def test_a_built_wheel_validates_events_and_loads_its_default_model(tmp_path):
     code = ("import stream, orjson; from stream.schemas import validator, TEXT_EVENT; "
             "validator(TEXT_EVENT).validate({'text': 'Paris'}); "
             "from stream.engine import default_model_path; p = default_model_path(); "
-            "assert (p / 'gliner_config.json').is_file(), p; print(stream.__file__)")
+            "assert (p / 'gliner2_config.json').is_file(), p; print(stream.__file__)")
     proc = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); "
                            + code], capture_output=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()

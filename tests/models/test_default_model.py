@@ -28,11 +28,27 @@ def default_extractor() -> Extractor:
     return Extractor.load()
 
 
-def test_default_model_is_the_embedded_int8_folder(default_extractor):
+def test_default_model_is_the_embedded_gliner2_folder(default_extractor):
     info = default_extractor.info
-    assert info.path == str(default_model_path()) and info.variant == "int8" and info.graph == "fast"
+    assert info.path == str(default_model_path()) and info.family == "gliner2" and info.variant == "fp32"
     card = (default_model_path() / "README.md").read_text()
-    assert "Data sources and licences" in card and "make model" in card
+    assert "Data sources and licences" in card and "make model-gliner2" in card
+    assert all(p.stat().st_size < 50 * 2**20 for p in default_model_path().iterdir())  # each committed file
+
+
+def test_default_model_answers_every_gliner2_task():
+    """One schema: entities, a classification, a structure and relations, from the embedded model."""
+    from stream.engine import load_engine
+
+    engine = load_engine()
+    schema = {"entities": ["person", "organization", "location"],
+              "classifications": [{"task": "topic", "labels": ["politics", "sports", "business"]}],
+              "structures": {"meeting": {"fields": ["who::list", "where::str"]}},
+              "relations": ["met with"]}
+    (result,) = engine.extract([NEWS[0][0]], schema, threshold=0.4)
+    print(f"DEFAULT MODEL schema result: {result}")
+    assert "Angela Merkel" in result["entities"]["person"] and result["topic"] in ("politics", "sports", "business")
+    assert set(result) == {"entities", "topic", "meeting", "relation_extraction"}
 
 
 def test_default_model_finds_entities_in_news(default_extractor):
@@ -60,4 +76,5 @@ def test_make_run_demo_shows_entities_flowing(kafka_bootstrap):
                            "--http-port", str(free_port())], capture_output=True, timeout=300)
     out = proc.stdout.decode()
     assert proc.returncode == 0, out[-3000:] + proc.stderr.decode()[-3000:]
-    assert out.count("→") == 10 and "(person" in out
+    # the entity pipeline's 10 events and, the default being a GLiNER2 model, the schema pipeline's 10
+    assert out.count("→") == 20 and "(person" in out and "spanstream-demo-extractions" in out
