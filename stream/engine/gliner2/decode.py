@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stream.engine.gliner2.boundary.decode import decode_entities as decode_boundary_entities
+from stream.engine.gliner2.boundary.decode import decode_relation as decode_boundary_relation
+from stream.engine.gliner2.boundary.relations import RelationPairs
 from stream.engine.gliner2.boundary.model import BoundaryScores
 from stream.engine.gliner2.constrained import RESULT_KEY
 from stream.engine.gliner2.constrained import decode as decode_constrained
@@ -271,6 +273,9 @@ def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores]
                 result["entities"][e.name] = value if value != "" else None
         elif task.kind == "entities":
             result["entities"] = decode_entities(task.spec, s, enc, text, opts, prompt.schema.attributes)
+        elif task.kind == "relation" and isinstance(s, RelationPairs):
+            relations[task.name] = decode_boundary_relation(task.spec, s, enc, text, opts.threshold,
+                                                            opts.include_confidence, opts.include_spans)
         elif task.kind == "relation":
             relations[task.name] = decode_relation(task.spec, s, enc, text, opts)
         else:

@@ -144,7 +144,7 @@ class Gliner2Engine:
         prompt = self._prompt_cache.get(schema)
         if prompt is None:
             if self.boundary is not None:
-                _boundary_supports(schema)
+                _boundary_supports(schema, self.boundary.has_relations)
             prompt = self.prompts.prompt(schema)
             budget = self.max_tokens - len(prompt.ids) - len(prompt.prefix_ids)
             if budget < self.max_tokens // 2:
@@ -242,17 +242,31 @@ class Gliner2Engine:
         return out
 
     def _run_boundary(self, rows: Sequence[Row], hidden: np.ndarray) -> list[list[Any]]:
-        """Boundary checkpoints: one boundary-head call for every row's entity task (queries are
-        the entity markers' states, as gliner2's ``query_marker_indices``), the classifier for
-        classification tasks."""
+        """Boundary checkpoints: one boundary-head call for every row's extractive queries (the
+        entity and relation-role markers' states, in prompt order, as gliner2's
+        ``query_marker_indices``: they share one candidate pool), then each task's view of it;
+        the classifier for classification tasks."""
         assert self.boundary is not None
         out: list[list[Any]] = [[None] * len(r.prompt.tasks) for r in rows]
-        entity = [(i, t) for i, r in enumerate(rows) for t, task in enumerate(r.prompt.tasks) if task.kind == "entities"]
-        if entity:
-            scores = self.boundary.entity_scores([hidden[i, rows[i].enc.word_first] for i, _ in entity],
-                                                 [hidden[i, rows[i].prompt.markers[t][1:]] for i, t in entity])
-            for (i, t), s in zip(entity, scores):
-                out[i][t] = s
+        layouts: list[list[tuple[int, str, int, int]]] = []
+        for r in rows:
+            layout, at = [], 0
+            for t, task in enumerate(r.prompt.tasks):
+                if task.kind in ("entities", "relation"):
+                    n = len(r.prompt.markers[t]) - 1
+                    layout.append((t, task.kind, at, at + n))
+                    at += n
+            layouts.append(layout)
+        live = [i for i, layout in enumerate(layouts) if layout]
+        if live:
+            tokens = {i: hidden[i, rows[i].enc.word_first] for i in live}
+            queries = {i: hidden[i, np.concatenate([rows[i].prompt.markers[t][1:] for t, *_ in layouts[i]])]
+                       for i in live}
+            scored = self.boundary.score_rows([tokens[i] for i in live], [queries[i] for i in live])
+            for i, row in zip(live, scored):
+                for t, kind, q0, q1 in layouts[i]:
+                    out[i][t] = (self.boundary.entities(row, q0, q1) if kind == "entities"
+                                 else self.boundary.relation(row, q0, tokens[i], queries[i]))
         for i, r in enumerate(rows):
             for t, task in enumerate(r.prompt.tasks):
                 if task.kind == "classification":
@@ -316,13 +330,16 @@ class Gliner2Engine:
         return [self.decode(p, o, opts) for p, o in zip(prepared, outputs)]
 
 
-def _boundary_supports(schema: Schema) -> None:
-    """What boundary checkpoints serve so far: entities and (constrained) classification."""
-    for key, present in (("structures", schema.structures), ("relations", schema.relations),
-                         ("entity_attributes", schema.attributes)):
+def _boundary_supports(schema: Schema, relations: bool) -> None:
+    """What boundary checkpoints serve so far: entities, relations (when the checkpoint has a
+    relation head) and (constrained) classification."""
+    if schema.relations and not relations:
+        raise InvalidInput("unsupported_schema", "schema.relations: this boundary checkpoint has no relation head "
+                                                 "(enable_relations is off)")
+    for key, present in (("structures", schema.structures), ("entity_attributes", schema.attributes)):
         if present:
             raise InvalidInput("unsupported_schema", f"schema.{key}: not supported on boundary (GLiNER2.5) "
-                                                     "checkpoints yet; entities and classifications are")
+                                                     "checkpoints yet; entities, relations and classifications are")
 
 
 def _labels_schema(labels) -> Schema:

@@ -11,13 +11,15 @@ returns offsets past the caller's text, and such a span can suppress a real one)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from stream.engine.gliner2.boundary.model import BoundaryScores
+from stream.engine.gliner2.boundary.relations import RelationPairs, deduplicate_edges
 from stream.engine.gliner2.overlap import RawSpan, normalize_policy, resolve
 from stream.engine.gliner2.prompt import Encoded
-from stream.engine.gliner2.schema import EntityType
+from stream.engine.gliner2.schema import EntityType, RelationType
 
 
 def candidates(scores: BoundaryScores, q: int, threshold: float) -> list[tuple[float, int, int]]:
@@ -51,4 +53,41 @@ def decode_entities(entities: Sequence[EntityType], scores: BoundaryScores, enc:
                     spans.append(RawSpan(text[cs:ce].strip(), prob, cs, ce))
             spans = resolve(spans, policy)
         out[e.name] = spans
+    return out
+
+
+def decode_relation(rel: RelationType, pairs: RelationPairs, enc: Encoded, text: str, threshold: float,
+                    include_confidence: bool, include_spans: bool) -> list:
+    """One relation type's edges, as gliner2's boundary ``_decode_relations`` formats them; an
+    endpoint reaching into gliner2's appended period is dropped (the span rule)."""
+    threshold = threshold if rel.threshold is None else rel.threshold
+    starts, ends = enc.words.starts, enc.words.ends
+    edges = []
+    for k in range(len(pairs.prob)):
+        score = float(pairs.prob[k])
+        if score < threshold:
+            continue
+        hs, he = int(pairs.head[k, 0]) - enc.n_prefix, int(pairs.head[k, 1]) - enc.n_prefix
+        ts, te = int(pairs.tail[k, 0]) - enc.n_prefix, int(pairs.tail[k, 1]) - enc.n_prefix
+        if not (0 <= hs < he <= enc.n_text and 0 <= ts < te <= enc.n_text):
+            continue
+        h0, h1, t0, t1 = starts[hs], ends[he - 1], starts[ts], ends[te - 1]
+        head, tail = text[h0:h1].strip(), text[t0:t1].strip()
+        if head and tail:
+            edges.append({"score": score, "head": (head, h0, h1, float(pairs.head_prob[k])),
+                          "tail": (tail, t0, t1, float(pairs.tail_prob[k]))})
+    out = []
+    for edge in deduplicate_edges(edges):
+        (head, h0, h1, hp), (tail, t0, t1, tp) = edge["head"], edge["tail"]
+        if include_spans:
+            value: Any = {"head": {"text": head, "start": h0, "end": h1}, "tail": {"text": tail, "start": t0, "end": t1}}
+            if include_confidence:
+                value["head"]["confidence"], value["tail"]["confidence"] = hp, tp
+                value["confidence"] = edge["score"]
+        elif include_confidence:
+            value = {"head": {"text": head, "confidence": hp}, "tail": {"text": tail, "confidence": tp},
+                     "confidence": edge["score"]}
+        else:
+            value = (head, tail)
+        out.append(value)
     return out

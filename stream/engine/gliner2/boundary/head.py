@@ -32,6 +32,12 @@ class HeadSettings(NamedTuple):
     adaptive_threshold: bool = False
     overlap_policy: str = "flat"
     classification_temperature: float = 1.0
+    enable_relations: bool = True
+    relation_heads_per_type: int = 32
+    relation_tails_per_type: int = 32
+    relation_pair_cap: int = 128
+    relation_argument_proposal_threshold: float = 0.0
+    relation_temperature: float = 1.0
 
 
 UNSUPPORTED = {
@@ -39,6 +45,8 @@ UNSUPPORTED = {
     "candidate_pool": ("shared", "the per-query proposer path is not ported yet"),
     "enable_span_content": (False, "span content features are not ported yet"),
     "boundary_top_k_alpha": (0.0, "length-adaptive boundary budgets are not ported yet"),
+    "directional_relation_states": (False, "directional relation query states are not ported yet"),
+    "relation_biaffine_content": (False, "biaffine relation content features are not ported yet"),
 }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import linear
 from stream.engine.gliner2.boundary.head import HeadSettings, run_head, settings_from_config
+from stream.engine.gliner2.boundary.relations import RelationPairs, RelationSettings, relation_pairs
 from stream.errors import ModelLoadError
 
 
@@ -30,13 +31,26 @@ class BoundaryScores(NamedTuple):
     settings: HeadSettings
 
 
+class RowScores(NamedTuple):
+    """The boundary head's output for one row: its valid pool candidates and every query's logits."""
+
+    spans: np.ndarray  # int [C, 2]
+    logits: np.ndarray  # [queries, C]
+    null_logits: np.ndarray | None  # [queries]
+    count_log_rates: np.ndarray | None  # [queries]
+
+
 class BoundaryModel:
     def __init__(self, weights: Mapping[str, np.ndarray], settings: HeadSettings):
         self.w = {k.removeprefix("boundary_head."): np.ascontiguousarray(v, dtype=np.float32)
                   for k, v in weights.items() if k.startswith("boundary_head.")}
         self.classifier = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
-                           if k.startswith("classifier.")}
+                           if k.startswith(("classifier.", "relation_scorer."))}
         self.settings = settings
+        self.relations = RelationSettings(settings.relation_heads_per_type, settings.relation_tails_per_type,
+                                          settings.relation_pair_cap, settings.relation_argument_proposal_threshold,
+                                          settings.relation_temperature)
+        self.has_relations = settings.enable_relations and "relation_scorer.mlp.0.weight" in self.classifier
 
     @classmethod
     def load(cls, path: Path, raw_config: Mapping[str, Any]) -> "BoundaryModel":
@@ -56,8 +70,9 @@ class BoundaryModel:
                 raise ModelLoadError(f"{path}: missing head weight boundary_head.{key}")
         return model
 
-    def entity_scores(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray]) -> list[BoundaryScores]:
-        """One head call for every row: ``tokens[i]`` [words, H], ``queries[i]`` [types, H]."""
+    def score_rows(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray]) -> list[RowScores]:
+        """One head call for every row: ``tokens[i]`` [words, H], ``queries[i]`` [queries, H]
+        (every extractive query of the row, in prompt order: they share one pool)."""
         h = tokens[0].shape[-1]
         lw, lq = max(len(t) for t in tokens), max(len(q) for q in queries)
         tok = np.zeros((len(tokens), lw, h), np.float32)
@@ -68,17 +83,27 @@ class BoundaryModel:
             tok[i, :len(t)], tmask[i, :len(t)] = t, True
             qry[i, :len(q)], qmask[i, :len(q)] = q, True
         out = run_head(tok, tmask, qry, qmask, self.w, self.settings)
-        with np.errstate(over="ignore"):  # masked rows hold gliner2's -1e4 sentinel: probability 0
-            probs = 1.0 / (1.0 + np.exp(-out.pair_logits / np.float32(self.settings.pair_temperature)))
         rows = []
         for i, q in enumerate(queries):
             keep = out.valid[i]
-            null = None if out.null_logits is None else 1.0 / (1.0 + np.exp(-out.null_logits[i, :len(q)]))
-            counts = None if out.count_log_rates is None else np.clip(
-                np.rint(np.exp(out.count_log_rates[i, :len(q)])), 0, int(keep.sum())).astype(np.int64)
-            rows.append(BoundaryScores(out.indices[i][keep], probs[i, :len(q)][:, keep].astype(np.float32),
-                                       null, counts, self.settings))
+            rows.append(RowScores(out.indices[i][keep], out.pair_logits[i, :len(q)][:, keep],
+                                  None if out.null_logits is None else out.null_logits[i, :len(q)],
+                                  None if out.count_log_rates is None else out.count_log_rates[i, :len(q)]))
         return rows
+
+    def entities(self, row: "RowScores", q0: int, q1: int) -> BoundaryScores:
+        """The entity task's view of a row (its queries ``q0:q1``)."""
+        with np.errstate(over="ignore"):  # masked rows hold gliner2's -1e4 sentinel: probability 0
+            probs = 1.0 / (1.0 + np.exp(-row.logits[q0:q1] / np.float32(self.settings.pair_temperature)))
+            null = None if row.null_logits is None else 1.0 / (1.0 + np.exp(-row.null_logits[q0:q1]))
+        counts = None if row.count_log_rates is None else np.clip(
+            np.rint(np.exp(row.count_log_rates[q0:q1])), 0, len(row.spans)).astype(np.int64)
+        return BoundaryScores(row.spans, probs.astype(np.float32), null, counts, self.settings)
+
+    def relation(self, row: "RowScores", q: int, tokens: np.ndarray, queries: np.ndarray) -> RelationPairs:
+        """A relation task's pairs: its head and tail role queries are ``q`` and ``q + 1``."""
+        return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens,
+                              queries[q:q + 2].mean(0), self.classifier, self.relations)
 
     def class_logits(self, label_states: np.ndarray) -> np.ndarray:
         """The classifier (Linear, ReLU, Dropout, Linear) on each label's marker state, divided

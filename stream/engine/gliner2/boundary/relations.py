@@ -1,0 +1,138 @@
+"""Typed relations on boundary checkpoints (gliner2 2.1.0 ``models/boundary/relations.py``
+``TypedRelationPairGenerator`` and ``SparseRelationScorer``, and ``BoundaryExtractor.
+_decode_relations`` / ``_deduplicate_relation_edges``), inference only, in numpy and Python.
+
+Per relation type: the top head-role and tail-role candidates of the shared pool (by
+probability, ties by position), their capped cross product (pairs of one span with itself
+dropped), each pair scored by the relation MLP over the four endpoint word states, the
+relation's query state (the mean of its head and tail role markers), their order and distance.
+
+One deliberate difference: gliner2 divides the head–tail distance by the *padded* length of the
+batch, so a relation's score depends on which texts share its batch; spanstream divides by the
+text's own word count (gliner2 run one text at a time gives the same scores)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from stream.engine.gliner2.boundary.encoding import Weights, linear
+from stream.engine.gliner2.boundary.scorer import gelu
+
+FLOOR = np.finfo(np.float32).min
+
+
+class RelationSettings(NamedTuple):
+    heads_per_type: int = 32
+    tails_per_type: int = 32
+    pair_cap: int = 128
+    argument_threshold: float = 0.0
+    temperature: float = 1.0
+
+
+class RelationPairs(NamedTuple):
+    """One relation type's scored pairs in one row (word boundaries, prefix words included)."""
+
+    head: np.ndarray  # int [P, 2]
+    tail: np.ndarray  # int [P, 2]
+    head_prob: np.ndarray  # [P]
+    tail_prob: np.ndarray  # [P]
+    prob: np.ndarray  # [P] sigmoid(relation logit / temperature)
+
+
+def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the top ``requested`` candidates by probability (ties: by start, end, index)
+    among those passing, and their validity (``select`` in gliner2, for one role query)."""
+    order = np.lexsort((np.arange(len(spans)), spans[:, 1], spans[:, 0]))  # by start, then end, then index
+    ranked = order[np.argsort(-probs[order], kind="stable")][:requested]
+    return ranked, np.ones(len(ranked), bool)
+
+
+def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.ndarray, states: np.ndarray,
+                   relation_query: np.ndarray, w: Weights, s: RelationSettings) -> RelationPairs:
+    """``spans`` [C, 2] (valid pool candidates), the head and tail role queries' pair logits [C],
+    ``states`` [words, H] the row's word states."""
+    with np.errstate(over="ignore"):
+        hp_all = 1.0 / (1.0 + np.exp(-head_logits))
+        tp_all = 1.0 / (1.0 + np.exp(-tail_logits))
+    heads = np.flatnonzero(hp_all >= np.float32(s.argument_threshold))
+    tails = np.flatnonzero(tp_all >= np.float32(s.argument_threshold))
+    h_rank, _ = _select(spans[heads], hp_all[heads], s.heads_per_type)
+    t_rank, _ = _select(spans[tails], tp_all[tails], s.tails_per_type)
+    hi, ti = heads[h_rank], tails[t_rank]
+    score = (hp_all[hi][:, None] * tp_all[ti][None, :]).astype(np.float32)
+    same = (spans[hi][:, None, :] == spans[ti][None, :, :]).all(-1)
+    flat = np.where(same, FLOOR, score).reshape(-1)
+    valid = ~same.reshape(-1)
+    # gliner2 ranks over the padded [heads_per_type x tails_per_type] grid: flat index h * Rt + t
+    grid = np.full(s.heads_per_type * s.tails_per_type, FLOOR, np.float32)
+    grid_valid = np.zeros(len(grid), bool)
+    pos = (np.arange(len(hi))[:, None] * s.tails_per_type + np.arange(len(ti))[None, :]).reshape(-1)
+    grid[pos], grid_valid[pos] = flat, valid
+    keep = np.argsort(-grid, kind="stable")[:min(s.pair_cap, len(grid))]
+    keep = keep[grid_valid[keep]]
+    h_idx, t_idx = hi[keep // s.tails_per_type], ti[keep % s.tails_per_type]
+    head, tail = spans[h_idx], spans[t_idx]
+    n = states.shape[0]
+
+    def at(pos):
+        return states[np.clip(pos, 0, max(n - 1, 0))]
+
+    delta = (tail[:, 0] - head[:, 0]).astype(np.float32)
+    feats = np.concatenate([at(head[:, 0]), at(head[:, 1] - 1), at(tail[:, 0]), at(tail[:, 1] - 1),
+                            np.broadcast_to(relation_query, (len(keep), relation_query.shape[-1])),
+                            np.sign(delta)[:, None], (np.abs(delta) / np.float32(max(n, 1)))[:, None]], -1)
+    logits = linear(gelu(linear(feats, w, "relation_scorer.mlp.0")), w, "relation_scorer.mlp.3")[:, 0]
+    with np.errstate(over="ignore"):
+        prob = 1.0 / (1.0 + np.exp(-logits / np.float32(s.temperature)))
+    return RelationPairs(head, tail, hp_all[h_idx].astype(np.float32), tp_all[t_idx].astype(np.float32),
+                         prob.astype(np.float32))
+
+
+def deduplicate_edges(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """gliner2's ``_deduplicate_relation_edges``: the longest containing mention stands for the
+    mentions inside it, one edge per (head, tail) position (best score), one per (head text, tail
+    text) (nearest, then best), and an argument that is a strict token subset of another edge's
+    with the same other argument is dropped. Sorted by head start, tail start, score."""
+    if len(edges) < 2:
+        return edges
+
+    def canonical(side: str) -> dict:
+        mentions = {(e[side][1], e[side][2]): e[side] for e in edges}
+        return {(s, e): max((m for m in mentions.values() if m[1] <= s and m[2] >= e),
+                            key=lambda m: (m[2] - m[1], -m[1]))
+                for (s, e) in mentions}
+
+    heads, tails = canonical("head"), canonical("tail")
+    exact: dict[tuple, dict] = {}
+    for edge in edges:
+        head, tail = heads[(edge["head"][1], edge["head"][2])], tails[(edge["tail"][1], edge["tail"][2])]
+        key = (head[1], head[2], tail[1], tail[2])
+        if key not in exact or edge["score"] > exact[key]["score"]:
+            exact[key] = {**edge, "head": head, "tail": tail}
+
+    def words(value: str) -> str:
+        return " ".join(value.casefold().split())
+
+    def rank(e):
+        _, hs, he, _ = e["head"]
+        _, ts, te, _ = e["tail"]
+        return (max(hs - te, ts - he, 0), -e["score"], hs, ts)
+
+    semantic: dict[tuple, dict] = {}
+    for edge in exact.values():
+        key = (words(edge["head"][0]), words(edge["tail"][0]))
+        if key not in semantic or rank(edge) < rank(semantic[key]):
+            semantic[key] = edge
+    values = list(semantic.values())
+    kept = []
+    for edge in values:
+        h, t = set(words(edge["head"][0]).split()), set(words(edge["tail"][0]).split())
+        if not any(other is not edge and ((h < set(words(other["head"][0]).split())
+                                           and t == set(words(other["tail"][0]).split()))
+                                          or (t < set(words(other["tail"][0]).split())
+                                              and h == set(words(other["head"][0]).split())))
+                   for other in values):
+            kept.append(edge)
+    return sorted(kept, key=lambda e: (e["head"][1], e["tail"][1], -e["score"]))
