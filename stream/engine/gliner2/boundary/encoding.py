@@ -42,7 +42,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _layers(w: Weights, prefix: str) -> int:
+def layers(w: Weights, prefix: str) -> int:
     """How many ``prefix.N.`` blocks the state dict holds."""
     found = {int(k[len(prefix) + 1:].split(".", 1)[0]) for k in w if k.startswith(prefix + ".")}
     return max(found) + 1 if found else 0
@@ -98,10 +98,10 @@ def encode_boundaries(tokens: np.ndarray, token_mask: np.ndarray, w: Weights, at
                     w, f"{prefix}.output_projection")
     states = layer_norm(states, w, f"{prefix}.layer_norm")
     mask = boundary_mask(lengths, l)
-    for i in range(_layers(w, f"{prefix}.attention_blocks")):
+    for i in range(layers(w, f"{prefix}.attention_blocks")):
         states = _attention_block(states, mask, w, f"{prefix}.attention_blocks.{i}", attention_heads,
                                   attention_window)
-    for i in range(_layers(w, f"{prefix}.refinement_blocks")):
+    for i in range(layers(w, f"{prefix}.refinement_blocks")):
         states = _swiglu(states, w, f"{prefix}.refinement_blocks.{i}")
     return BoundaryEncoding((states * mask[..., None]).astype(np.float32), mask)
 

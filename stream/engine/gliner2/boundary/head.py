@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import Weights, boundary_marginals, encode_boundaries, linear
-from stream.engine.gliner2.boundary.pool import _gather_rows, build_pool
+from stream.engine.gliner2.boundary.pool import gather_rows, build_pool
 from stream.engine.gliner2.boundary.scorer import score_pool
 
 
@@ -84,8 +84,8 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
                            inside_prefix_mean=marg.inside_prefix_mean)
     states = None
     if "candidate_encoder.weight" in w:
-        ends = np.concatenate([_gather_rows(enc.states, pool.indices[..., 0]),
-                               _gather_rows(enc.states, pool.indices[..., 1])], -1)
+        ends = np.concatenate([gather_rows(enc.states, pool.indices[..., 0]),
+                               gather_rows(enc.states, pool.indices[..., 1])], -1)
         states = np.where(pool.mask[..., None], linear(ends, w, "candidate_encoder"), np.float32(0))
     null = linear(queries, w, "null_projection")[..., 0] if "null_projection.weight" in w else None
     count = linear(queries, w, "count_head")[..., 0] if "count_head.weight" in w else None

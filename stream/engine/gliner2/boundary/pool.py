@@ -34,7 +34,7 @@ def top_boundaries(logits: np.ndarray, valid: np.ndarray, k: int) -> tuple[np.nd
     return np.where(ok, idx, 0), ok
 
 
-def _gather_rows(states: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def gather_rows(states: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``[B, N, D]`` at ``[B, K]`` → ``[B, K, D]`` (indices clamped, as gliner2 clamps)."""
     return np.take_along_axis(states, np.clip(idx, 0, states.shape[1] - 1)[..., None], 1)
 
@@ -79,7 +79,7 @@ def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, sta
     start_all = linear(states, w, f"{prefix}.start_projection")
     end_all = linear(states, w, f"{prefix}.end_projection")
     scale = np.float32(math.sqrt(d))
-    compat = (_gather_rows(start_all, pair_s) * _gather_rows(end_all, pair_e)).sum(-1) / scale
+    compat = (gather_rows(start_all, pair_s) * gather_rows(end_all, pair_e)).sum(-1) / scale
     s_clamped, e_clamped = np.clip(pair_s, 0, n - 1), np.clip(pair_e, 0, n - 1)
     union_pair = (compat + np.take_along_axis(union_start, s_clamped, 1)
                   + np.take_along_axis(union_end, e_clamped, 1))
@@ -107,7 +107,7 @@ def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, sta
     sel_s = sel_keys // n
     sel_e = sel_keys - sel_s * n
     indices = np.where(sel_valid[..., None], np.stack([sel_s, sel_e], -1), 0)
-    sel_compat = (_gather_rows(start_all, sel_s) * _gather_rows(end_all, sel_e)).sum(-1) / scale
+    sel_compat = (gather_rows(start_all, sel_s) * gather_rows(end_all, sel_e)).sum(-1) / scale
     sel_score = (sel_compat + np.take_along_axis(union_start, np.clip(sel_s, 0, n - 1), 1)
                  + np.take_along_axis(union_end, np.clip(sel_e, 0, n - 1), 1))
     return Pool(indices, sel_valid, np.where(sel_valid, sel_score, MASK_LOGIT).astype(np.float32),

@@ -41,12 +41,11 @@ class RelationPairs(NamedTuple):
     prob: np.ndarray  # [P] sigmoid(relation logit / temperature)
 
 
-def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the top ``requested`` candidates by probability (ties: by start, end, index)
-    among those passing, and their validity (``select`` in gliner2, for one role query)."""
-    order = np.lexsort((np.arange(len(spans)), spans[:, 1], spans[:, 0]))  # by start, then end, then index
-    ranked = order[np.argsort(-probs[order], kind="stable")][:requested]
-    return ranked, np.ones(len(ranked), bool)
+def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> np.ndarray:
+    """Indices of the top ``requested`` candidates by probability, ties by start, end, index
+    (gliner2's ``select`` for one role query, among the candidates passing)."""
+    order = np.lexsort((np.arange(len(spans)), spans[:, 1], spans[:, 0]))
+    return order[np.argsort(-probs[order], kind="stable")][:requested]
 
 
 def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.ndarray, states: np.ndarray,
@@ -58,18 +57,15 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
         tp_all = 1.0 / (1.0 + np.exp(-tail_logits))
     heads = np.flatnonzero(hp_all >= np.float32(s.argument_threshold))
     tails = np.flatnonzero(tp_all >= np.float32(s.argument_threshold))
-    h_rank, _ = _select(spans[heads], hp_all[heads], s.heads_per_type)
-    t_rank, _ = _select(spans[tails], tp_all[tails], s.tails_per_type)
-    hi, ti = heads[h_rank], tails[t_rank]
+    hi = heads[_select(spans[heads], hp_all[heads], s.heads_per_type)]
+    ti = tails[_select(spans[tails], tp_all[tails], s.tails_per_type)]
     score = (hp_all[hi][:, None] * tp_all[ti][None, :]).astype(np.float32)
-    same = (spans[hi][:, None, :] == spans[ti][None, :, :]).all(-1)
-    flat = np.where(same, FLOOR, score).reshape(-1)
-    valid = ~same.reshape(-1)
+    same = (spans[hi][:, None, :] == spans[ti][None, :, :]).all(-1)  # a span paired with itself
     # gliner2 ranks over the padded [heads_per_type x tails_per_type] grid: flat index h * Rt + t
     grid = np.full(s.heads_per_type * s.tails_per_type, FLOOR, np.float32)
     grid_valid = np.zeros(len(grid), bool)
     pos = (np.arange(len(hi))[:, None] * s.tails_per_type + np.arange(len(ti))[None, :]).reshape(-1)
-    grid[pos], grid_valid[pos] = flat, valid
+    grid[pos], grid_valid[pos] = np.where(same, FLOOR, score).reshape(-1), ~same.reshape(-1)
     keep = np.argsort(-grid, kind="stable")[:min(s.pair_cap, len(grid))]
     keep = keep[grid_valid[keep]]
     h_idx, t_idx = hi[keep // s.tails_per_type], ti[keep % s.tails_per_type]

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, linear, softmax
-from stream.engine.gliner2.boundary.pool import Pool, _gather_rows
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, layers, linear, softmax
+from stream.engine.gliner2.boundary.pool import Pool, gather_rows
 
 # gliner2's overlap buckets of an ordered candidate pair (``classify_overlap_buckets``)
 IDENTICAL, NESTED_INSIDE, NESTED_OUTSIDE, CROSSING, SAME_START, SAME_END, DISJOINT_LEFT, DISJOINT_RIGHT = range(8)
@@ -86,11 +86,6 @@ def _query_attention(query: np.ndarray, evidence: np.ndarray, query_mask: np.nda
     return states * query_mask[..., None]
 
 
-def _layers(w: Weights, prefix: str) -> int:
-    found = {int(k[len(prefix) + 1:].split(".", 1)[0]) for k in w if k.startswith(prefix + ".")}
-    return max(found) + 1 if found else 0
-
-
 def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, pool: Pool,
                start_logits: np.ndarray, end_logits: np.ndarray, inside_prefix: np.ndarray | None,
                text_lengths: np.ndarray, w: Weights, heads: int, inside_prefix_mean: np.ndarray | None = None,
@@ -98,19 +93,19 @@ def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.
     """``SharedPoolScorer.forward`` (eval, no span content): ``[B, C, Q]`` pair logits (masked
     with gliner2's sentinel) and the ``[B, C, p]`` candidate states."""
     starts, ends = pool.indices[..., 0], pool.indices[..., 1]
-    start_rep = _gather_rows(linear(boundary_states, w, f"{prefix}.start_projection"), starts)
-    end_rep = _gather_rows(linear(boundary_states, w, f"{prefix}.end_projection"), ends)
+    start_rep = gather_rows(linear(boundary_states, w, f"{prefix}.start_projection"), starts)
+    end_rep = gather_rows(linear(boundary_states, w, f"{prefix}.end_projection"), ends)
     length = np.maximum(ends - starts, 1).astype(np.float32)
     tl = np.maximum(text_lengths[:, None].astype(np.float32), 1)
     features = np.stack([np.log1p(length), length / tl, 1.0 / np.sqrt(length)], -1).astype(np.float32)
     candidate = (start_rep + end_rep + linear(features, w, f"{prefix}.length_projection")
                  + linear(pool.compat_logits[..., None], w, f"{prefix}.prior_projection"))
     candidate = layer_norm(candidate, w, f"{prefix}.candidate_norm") * pool.mask[..., None]
-    for i in range(_layers(w, f"{prefix}.candidate_layers")):
+    for i in range(layers(w, f"{prefix}.candidate_layers")):
         candidate = _candidate_attention(candidate, pool.indices, pool.mask, w, f"{prefix}.candidate_layers.{i}",
                                          heads)
     query = linear(queries, w, f"{prefix}.query_projection")
-    for i in range(_layers(w, f"{prefix}.query_layers")):
+    for i in range(layers(w, f"{prefix}.query_layers")):
         preliminary = np.einsum("bcd,bqd->bcq", candidate, query)
         weights = softmax(np.where(pool.mask[..., None], preliminary, MASK_LOGIT), axis=1)
         evidence = np.einsum("bcq,bcd->bqd", weights, candidate)
