@@ -13,7 +13,7 @@ import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import linear
 from stream.engine.gliner2.boundary.head import HeadSettings, run_head, settings_from_config
-from stream.engine.gliner2.boundary.relations import RelationPairs, RelationSettings, relation_pairs
+from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs
 from stream.errors import ModelLoadError
 
 
@@ -44,13 +44,10 @@ class BoundaryModel:
     def __init__(self, weights: Mapping[str, np.ndarray], settings: HeadSettings):
         self.w = {k.removeprefix("boundary_head."): np.ascontiguousarray(v, dtype=np.float32)
                   for k, v in weights.items() if k.startswith("boundary_head.")}
-        self.classifier = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
+        self.mlps = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
                            if k.startswith(("classifier.", "relation_scorer."))}
         self.settings = settings
-        self.relations = RelationSettings(settings.relation_heads_per_type, settings.relation_tails_per_type,
-                                          settings.relation_pair_cap, settings.relation_argument_proposal_threshold,
-                                          settings.relation_temperature)
-        self.has_relations = settings.enable_relations and "relation_scorer.mlp.0.weight" in self.classifier
+        self.has_relations = settings.enable_relations and "relation_scorer.mlp.0.weight" in self.mlps
 
     @classmethod
     def load(cls, path: Path, raw_config: Mapping[str, Any]) -> "BoundaryModel":
@@ -103,11 +100,11 @@ class BoundaryModel:
     def relation(self, row: "RowScores", q: int, tokens: np.ndarray, queries: np.ndarray) -> RelationPairs:
         """A relation task's pairs: its head and tail role queries are ``q`` and ``q + 1``."""
         return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens,
-                              queries[q:q + 2].mean(0), self.classifier, self.relations)
+                              queries[q:q + 2].mean(0), self.mlps, self.settings)
 
     def class_logits(self, label_states: np.ndarray) -> np.ndarray:
         """The classifier (Linear, ReLU, Dropout, Linear) on each label's marker state, divided
         by ``classification_temperature``."""
-        hidden = np.maximum(linear(label_states, self.classifier, "classifier.0"), 0)
-        return linear(hidden, self.classifier, "classifier.3")[..., 0] / np.float32(
+        hidden = np.maximum(linear(label_states, self.mlps, "classifier.0"), 0)
+        return linear(hidden, self.mlps, "classifier.3")[..., 0] / np.float32(
             self.settings.classification_temperature)

@@ -18,17 +18,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import Weights, linear
+from stream.engine.gliner2.boundary.head import HeadSettings
 from stream.engine.gliner2.boundary.scorer import gelu
 
 FLOOR = np.finfo(np.float32).min
-
-
-class RelationSettings(NamedTuple):
-    heads_per_type: int = 32
-    tails_per_type: int = 32
-    pair_cap: int = 128
-    argument_threshold: float = 0.0
-    temperature: float = 1.0
 
 
 class RelationPairs(NamedTuple):
@@ -49,26 +42,26 @@ def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> np.ndarray:
 
 
 def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.ndarray, states: np.ndarray,
-                   relation_query: np.ndarray, w: Weights, s: RelationSettings) -> RelationPairs:
+                   relation_query: np.ndarray, w: Weights, s: HeadSettings) -> RelationPairs:
     """``spans`` [C, 2] (valid pool candidates), the head and tail role queries' pair logits [C],
     ``states`` [words, H] the row's word states."""
     with np.errstate(over="ignore"):
         hp_all = 1.0 / (1.0 + np.exp(-head_logits))
         tp_all = 1.0 / (1.0 + np.exp(-tail_logits))
-    heads = np.flatnonzero(hp_all >= np.float32(s.argument_threshold))
-    tails = np.flatnonzero(tp_all >= np.float32(s.argument_threshold))
-    hi = heads[_select(spans[heads], hp_all[heads], s.heads_per_type)]
-    ti = tails[_select(spans[tails], tp_all[tails], s.tails_per_type)]
+    heads = np.flatnonzero(hp_all >= np.float32(s.relation_argument_proposal_threshold))
+    tails = np.flatnonzero(tp_all >= np.float32(s.relation_argument_proposal_threshold))
+    hi = heads[_select(spans[heads], hp_all[heads], s.relation_heads_per_type)]
+    ti = tails[_select(spans[tails], tp_all[tails], s.relation_tails_per_type)]
     score = (hp_all[hi][:, None] * tp_all[ti][None, :]).astype(np.float32)
     same = (spans[hi][:, None, :] == spans[ti][None, :, :]).all(-1)  # a span paired with itself
     # gliner2 ranks over the padded [heads_per_type x tails_per_type] grid: flat index h * Rt + t
-    grid = np.full(s.heads_per_type * s.tails_per_type, FLOOR, np.float32)
+    grid = np.full(s.relation_heads_per_type * s.relation_tails_per_type, FLOOR, np.float32)
     grid_valid = np.zeros(len(grid), bool)
-    pos = (np.arange(len(hi))[:, None] * s.tails_per_type + np.arange(len(ti))[None, :]).reshape(-1)
+    pos = (np.arange(len(hi))[:, None] * s.relation_tails_per_type + np.arange(len(ti))[None, :]).reshape(-1)
     grid[pos], grid_valid[pos] = np.where(same, FLOOR, score).reshape(-1), ~same.reshape(-1)
-    keep = np.argsort(-grid, kind="stable")[:min(s.pair_cap, len(grid))]
+    keep = np.argsort(-grid, kind="stable")[:min(s.relation_pair_cap, len(grid))]
     keep = keep[grid_valid[keep]]
-    h_idx, t_idx = hi[keep // s.tails_per_type], ti[keep % s.tails_per_type]
+    h_idx, t_idx = hi[keep // s.relation_tails_per_type], ti[keep % s.relation_tails_per_type]
     head, tail = spans[h_idx], spans[t_idx]
     n = states.shape[0]
 
@@ -81,7 +74,7 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
                             np.sign(delta)[:, None], (np.abs(delta) / np.float32(max(n, 1)))[:, None]], -1)
     logits = linear(gelu(linear(feats, w, "relation_scorer.mlp.0")), w, "relation_scorer.mlp.3")[:, 0]
     with np.errstate(over="ignore"):
-        prob = 1.0 / (1.0 + np.exp(-logits / np.float32(s.temperature)))
+        prob = 1.0 / (1.0 + np.exp(-logits / np.float32(s.relation_temperature)))
     return RelationPairs(head, tail, hp_all[h_idx].astype(np.float32), tp_all[t_idx].astype(np.float32),
                          prob.astype(np.float32))
 
