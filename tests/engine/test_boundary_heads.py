@@ -127,3 +127,72 @@ def test_settings_this_port_does_not_compute_are_refused_with_the_key_named():
     for key, value in (("candidate_pool", "per_query"), ("enable_span_content", True), ("boundary_top_k_alpha", 0.5)):
         with pytest.raises(ValueError, match=rf"boundary_head\.{key} = .* is not supported"):
             settings_from_config({key: value})
+
+
+@pytest.fixture(scope="module")
+def records_golden():
+    return np.load(Path(__file__).resolve().parents[1] / "fixtures" / "golden-boundary-records.npz")
+
+
+def test_explicit_spans_are_scored_inside_a_pool_they_are_injected_into(golden, records_golden):
+    """``score_explicit_spans`` (attributes and choice fields read it): spans inside and outside
+    the ordinary pool, a repeated one, and one past the text (gliner2's sentinel)."""
+    from stream.engine.gliner2.boundary.head import HeadSettings
+    from stream.engine.gliner2.boundary.model import BoundaryModel
+
+    data, w = golden
+    settings = HeadSettings(pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2)
+    model = BoundaryModel({f"boundary_head.{k}": v for k, v in w.items()}, settings)
+    tokens, queries = data["tokens"][0], data["queries"][0]
+    spans = [tuple(s) for s in records_golden["spans"]]
+    got = model.explicit(tokens, queries, spans)
+    ref = records_golden["explicit"][0]
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= TOLERANCE, np.abs(got - ref).max()
+    assert (ref[:, -1] == -1.0e4).all() and (ref[:, :-1] > -1.0e3).all()
+    one = model.explicit(tokens, queries[1:2], spans)
+    assert np.abs(one - records_golden["explicit_query1"][0]).max() <= TOLERANCE
+    assert np.abs(one - got[1:2]).max() > 1e-3  # the pool is rebuilt for the queries asked: scores change
+
+
+def test_the_record_head_matches_gliner2_in_every_mode(golden, records_golden):
+    from stream.engine.gliner2.boundary.head import HeadSettings
+    from stream.engine.gliner2.boundary.model import BoundaryModel
+    from stream.engine.gliner2.boundary.records import RecordField, RecordGroup, group_logits
+
+    data, w = golden
+    weights = dict(np.load(Path(__file__).resolve().parents[1] / "fixtures" / "tiny-boundary" / "bert" / "spanstream"
+                           / "heads.npz"))
+    model = BoundaryModel(weights, HeadSettings(pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2))
+    row = model.score_rows([data["tokens"][0]], [data["queries"][0]])[0]
+    valid = records_golden["pool_valid"]
+    assert len(row.spans) == valid.sum() > 10
+    for g, (mode, queries, anchor) in enumerate([("natural", [0, 1, 2], 0), ("latent", [0, 1, 2], None),
+                                                 ("anchorless", [1, 2, 0], None)]):
+        group = RecordGroup("r", mode, tuple(RecordField(f"f{q}", q, "zero_or_more") for q in queries), anchor)
+        out = group_logits(group, row.candidate_states, data["queries"][0], row.logits, model.mlps)
+        instances = records_golden["instances"][g]
+        ref_objects = records_golden["objects"][g][instances]
+        ref_assign = records_golden["assign"][g][instances][..., np.concatenate([[True], valid])]
+        assert out.objects.shape == ref_objects.shape and out.assign.shape == ref_assign.shape, mode
+        assert np.abs(out.objects - ref_objects).max() <= TOLERANCE, mode
+        assert np.abs(out.assign - ref_assign).max() <= TOLERANCE, (mode, np.abs(out.assign - ref_assign).max())
+
+
+def test_more_explicit_spans_than_the_pool_holds_are_scored_pool_size_at_a_time(golden):
+    """gliner2 raises when the spans to score (an attribute request's kept entities) exceed
+    ``pool_size``; spanstream scores them ``pool_size`` at a time, each chunk exactly as gliner2
+    scores a request of that size."""
+    from stream.engine.gliner2.boundary.head import HeadSettings
+    from stream.engine.gliner2.boundary.model import BoundaryModel
+
+    data, w = golden
+    model = BoundaryModel({f"boundary_head.{k}": v for k, v in w.items()},
+                          HeadSettings(pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2))
+    tokens, queries = data["tokens"][0], data["queries"][0]
+    spans = [(s, e) for s in range(11) for e in range(s + 1, min(s + 4, 12))][:30]
+    assert len(set(spans)) == 30 > 24
+    got = model.explicit(tokens, queries, spans)
+    assert got.shape == (3, 30) and (got > -1.0e3).all()
+    assert np.array_equal(got[:, :24], model.explicit(tokens, queries, spans[:24]))
+    assert np.array_equal(got[:, 24:], model.explicit(tokens, queries, spans[24:]))

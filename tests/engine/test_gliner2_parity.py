@@ -38,7 +38,7 @@ def as_spanstream(value, schema: dict, long: bool, plain: bool):
     """gliner2's output with spanstream's deliberate differences applied (see module doc)."""
     value = json.loads(json.dumps(value))
     for name in (schema.get("structures") or {}):
-        if value.get(name) == {}:
+        if value.get(name) == {} or name not in value:  # boundary checkpoints leave an empty one out
             value[name] = []
     relations = schema.get("relations")
     if isinstance(relations, dict):

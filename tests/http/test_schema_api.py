@@ -144,3 +144,35 @@ def test_models_describes_the_gliner2_model(server):
     assert model.pop("int8_agreement") is None  # OpenAPI 3.0 'nullable' (the validator here is JSON Schema)
     _validate("Model", model)
     assert body["models"][0]["family"] == "gliner2" and body["models"][0]["max_tokens"] == 512
+
+
+BOUNDARY = ROOT / "tests" / "fixtures" / "tiny-boundary" / "bert" / "spanstream"
+RECORDS_SCHEMA = {"entities": ["person", "organization"],
+                  "entity_attributes": {"sentiment": {"labels": ["positive", "negative"]}},
+                  "structures": {"product": {"mode": "natural", "fields": [
+                      {"name": "name", "dtype": "str"}, {"name": "price", "dtype": "str", "exclusive": True},
+                      {"name": "kind", "choices": ["phone", "laptop"], "dtype": "str"}]}}}
+
+
+def test_records_and_attributes_on_a_boundary_checkpoint_over_http():
+    """A GLiNER2.5 (boundary) model serves structures with a mode (records) and entity attributes
+    through /v1/extract: the engine's result (checked against gliner2 by the boundary parity suite),
+    valid against the OpenAPI contract."""
+    engine = Gliner2Engine(BOUNDARY, threads=1)
+    proc = ServeProc(model=BOUNDARY).start()
+    try:
+        body = {"texts": TEXTS, "schema": RECORDS_SCHEMA, "include_confidence": True, "include_spans": True,
+                "threshold": 0.3}
+        _validate("ExtractRequest", body)
+        status, _, answer = post(proc, body)
+    finally:
+        assert proc.stop() == 0
+    assert status == 200, answer
+    _validate("SchemaExtractResponse", answer)
+    want = json.loads(json.dumps(engine.extract(TEXTS, RECORDS_SCHEMA, threshold=0.3, include_confidence=True,
+                                                include_spans=True)))
+    assert compare(answer["results"], want, deltas=[]) is None
+    records = [r for result in answer["results"] for r in result["product"]]
+    assert records and all("confidence" in r and set(r) >= {"name", "price", "kind"} for r in records)
+    found = [e for result in answer["results"] for spans in result["entities"].values() for e in spans]
+    assert found and all(e["sentiment"]["label"] in ("positive", "negative") for e in found)

@@ -21,7 +21,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stream.engine.gliner2.boundary.decode import decode_entities as decode_boundary_entities
+from stream.engine.gliner2.boundary.decode import attach_attributes
 from stream.engine.gliner2.boundary.decode import decode_relation as decode_boundary_relation
+from stream.engine.gliner2.boundary.structures import StructureScores, decode_legacy, decode_records
 from stream.engine.gliner2.boundary.relations import RelationPairs
 from stream.engine.gliner2.boundary.model import BoundaryScores
 from stream.engine.gliner2.constrained import RESULT_KEY
@@ -251,6 +253,32 @@ def class_probabilities(cls: Classification, logits: np.ndarray) -> np.ndarray:
     return (e / e.sum()).astype(np.float32)
 
 
+def _boundary_entities(entities: Sequence[EntityType], scores: BoundaryScores, enc: Encoded, text: str,
+                       opts: Options, attributes: Sequence[AttributeGroup]) -> dict:
+    prompt_labels = frozenset(g.prompt_label(label) for g in attributes for label in g.labels)
+    found = decode_boundary_entities(entities, scores, enc, text, opts.threshold, opts.overlap_policy, prompt_labels)
+    groups = attach_attributes(found, entities, scores, attributes, enc) if attributes else None
+    out: dict[str, Any] = {}
+    for e in entities:
+        if e.name in prompt_labels:
+            continue
+        spans = found[e.name]
+        if groups is None:
+            value = _spans_value(spans[:1] if e.dtype != "list" else spans, e.dtype, opts, None)
+            out[e.name] = value if value != "" else None
+            continue
+        values = []
+        for span, extra in zip(spans, groups[e.name]):
+            v: dict[str, Any] = {"text": span.text}
+            if opts.include_confidence:
+                v["confidence"] = span.confidence
+            if opts.include_spans:
+                v["start"], v["end"] = span.start, span.end
+            values.append({**v, **extra})
+        out[e.name] = _dedupe(values) if e.dtype == "list" else (values[0] if values else None)
+    return out
+
+
 def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores], opts: Options,
            constrained: bool = True) -> dict:
     """One text's result in gliner2's shape, keys in gliner2's order; the constrained
@@ -263,14 +291,14 @@ def decode(prompt: Prompt, enc: Encoded, text: str, scores: Sequence[TaskScores]
     for task, s in zip(prompt.tasks, scores):
         if task.kind == "classification" and task.name in joint_tasks:
             continue
-        if task.kind == "structure":
+        if task.kind == "structure" and isinstance(s, StructureScores):
+            decoder = decode_records if s.group is not None else decode_legacy
+            result[task.name] = decoder(task.spec, s, prompt.prefix, enc, text, opts.threshold, opts.overlap_policy,
+                                        opts.include_confidence, opts.include_spans)
+        elif task.kind == "structure":
             result[task.name] = decode_structure(task.spec, s, prompt, enc, text, opts)
         elif task.kind == "entities" and isinstance(s, BoundaryScores):
-            found = decode_boundary_entities(task.spec, s, enc, text, opts.threshold, opts.overlap_policy)
-            result["entities"] = {}
-            for e in task.spec:
-                value = _spans_value(found[e.name][:1] if e.dtype != "list" else found[e.name], e.dtype, opts, None)
-                result["entities"][e.name] = value if value != "" else None
+            result["entities"] = _boundary_entities(task.spec, s, enc, text, opts, prompt.schema.attributes)
         elif task.kind == "entities":
             result["entities"] = decode_entities(task.spec, s, enc, text, opts, prompt.schema.attributes)
         elif task.kind == "relation" and isinstance(s, RelationPairs):

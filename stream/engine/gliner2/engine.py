@@ -18,6 +18,8 @@ from tokenizers import Tokenizer
 
 from stream.engine.batching import DEFAULT_MAX_ROWS, DEFAULT_MAX_TOKENS, plan_batches
 from stream.engine.gliner2.boundary.model import BoundaryModel
+from stream.engine.gliner2.boundary.records import record_group
+from stream.engine.gliner2.boundary.structures import StructureScores
 from stream.engine.gliner2.chunks import CHUNK_OVERLAP, CHUNK_SIZE, merge, windows_of
 from stream.engine.gliner2.constrained import RESULT_KEY
 from stream.engine.gliner2.constrained import decode as decode_constrained
@@ -144,7 +146,7 @@ class Gliner2Engine:
         prompt = self._prompt_cache.get(schema)
         if prompt is None:
             if self.boundary is not None:
-                _boundary_supports(schema, self.boundary.has_relations)
+                _boundary_supports(schema, self.boundary.has_relations, self.boundary.has_records)
             prompt = self.prompts.prompt(schema)
             budget = self.max_tokens - len(prompt.ids) - len(prompt.prefix_ids)
             if budget < self.max_tokens // 2:
@@ -243,16 +245,17 @@ class Gliner2Engine:
 
     def _run_boundary(self, rows: Sequence[Row], hidden: np.ndarray) -> list[list[Any]]:
         """Boundary checkpoints: one boundary-head call for every row's extractive queries (the
-        entity and relation-role markers' states, in prompt order, as gliner2's
-        ``query_marker_indices``: they share one candidate pool), then each task's view of it;
-        the classifier for classification tasks."""
+        entity, structure-field and relation-role markers' states, in prompt order, as gliner2's
+        ``query_marker_indices``: they share one candidate pool), then each task's view of it (a
+        structure with a ``mode`` also gets the record head's logits); the classifier for
+        classification tasks."""
         assert self.boundary is not None
         out: list[list[Any]] = [[None] * len(r.prompt.tasks) for r in rows]
         layouts: list[list[tuple[int, str, int, int]]] = []
         for r in rows:
             layout, at = [], 0
             for t, task in enumerate(r.prompt.tasks):
-                if task.kind in ("entities", "relation"):
+                if task.kind != "classification":
                     n = len(r.prompt.markers[t]) - 1
                     layout.append((t, task.kind, at, at + n))
                     at += n
@@ -265,8 +268,17 @@ class Gliner2Engine:
             scored = self.boundary.score_rows([tokens[i] for i in live], [queries[i] for i in live])
             for i, row in zip(live, scored):
                 for t, kind, q0, q1 in layouts[i]:
-                    out[i][t] = (self.boundary.entities(row, q0, q1) if kind == "entities"
-                                 else self.boundary.relation(row, q0, tokens[i], queries[i]))
+                    if kind == "relation":
+                        out[i][t] = self.boundary.relation(row, q0, tokens[i], queries[i])
+                        continue
+                    view = self.boundary.entities(row, q0, q1, tokens[i], queries[i])
+                    if kind == "entities":
+                        out[i][t] = view
+                        continue
+                    struct = rows[i].prompt.tasks[t].spec
+                    group = record_group(struct, q0) if struct.mode is not None else None
+                    out[i][t] = StructureScores(view, group, None if group is None else self.boundary.record_logits(
+                        group, row, queries[i]))
         for i, r in enumerate(rows):
             for t, task in enumerate(r.prompt.tasks):
                 if task.kind == "classification":
@@ -330,16 +342,17 @@ class Gliner2Engine:
         return [self.decode(p, o, opts) for p, o in zip(prepared, outputs)]
 
 
-def _boundary_supports(schema: Schema, relations: bool) -> None:
-    """What boundary checkpoints serve so far: entities, relations (when the checkpoint has a
-    relation head) and (constrained) classification."""
+def _boundary_supports(schema: Schema, relations: bool, records: bool) -> None:
+    """What a boundary checkpoint cannot serve: relations without a relation head, record modes
+    without a record head (gliner2 returns nothing for them there)."""
     if schema.relations and not relations:
         raise InvalidInput("unsupported_schema", "schema.relations: this boundary checkpoint has no relation head "
                                                  "(enable_relations is off)")
-    for key, present in (("structures", schema.structures), ("entity_attributes", schema.attributes)):
-        if present:
-            raise InvalidInput("unsupported_schema", f"schema.{key}: not supported on boundary (GLiNER2.5) "
-                                                     "checkpoints yet; entities, relations and classifications are")
+    for s in schema.structures:
+        if s.mode is not None and not records:
+            raise InvalidInput("unsupported_schema", f"schema.structures.{s.name}.mode: this boundary checkpoint has "
+                                                     "no record head (enable_records is off); leave mode out for "
+                                                     "the one-instance structure decoder")
 
 
 def _labels_schema(labels) -> Schema:

@@ -14,7 +14,8 @@ Accepts what ``gliner2.Schema.from_dict`` reads (and ``Schema.to_dict`` writes):
 Field entries may also be gliner2's field-spec strings (``extract_json``'s form). Unknown keys
 and bad values are refused with ``InvalidInput('invalid_schema', ...)`` naming the key, as
 gliner2's pydantic models refuse them. Record modes (``mode``, ``anchor``, ``cardinality``,
-``exclusive``) are accepted and, as in gliner2's span models, do not change decoding.
+``exclusive``) decode through the record head on boundary checkpoints that have one and, as in
+gliner2's span models, do not change decoding elsewhere.
 ``entity_attributes`` adds its labels (``"group: label"`` when qualified) to the entity prompt,
 after the entity types, sorted, as gliner2 2.1 does; each kept entity span gets the groups that
 apply to its type.
@@ -50,12 +51,20 @@ class Field:
     choices: tuple[str, ...] | None = None
     description: str | None = None
     threshold: float | None = None
+    cardinality: str | None = None
+    "Records: optional_one | required_one | zero_or_more | one_or_more (gliner2's default when None)."
+    exclusive: bool = False
+    "Records: a mention bound to this field in one record cannot be bound in another."
 
 
 @dataclass(frozen=True)
 class Structure:
     name: str
     fields: tuple[Field, ...]
+    mode: str | None = None
+    "Records (boundary checkpoints): natural | latent | anchorless; None is the legacy decoder."
+    anchor: str | None = None
+    "The natural mode's anchor field (the first field when not named)."
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,8 @@ def _field(raw: Any, where: str) -> Field:
         raise _bad(f"{where}.exclusive", "must be a boolean")
     return Field(name=_name(raw["name"], f"{where}.name"), dtype=_dtype(raw.get("dtype"), f"{where}.dtype"),
                  choices=choices, description=_text(raw.get("description"), f"{where}.description") or None,
-                 threshold=_threshold(raw.get("threshold"), f"{where}.threshold"))
+                 threshold=_threshold(raw.get("threshold"), f"{where}.threshold"),
+                 cardinality=raw.get("cardinality"), exclusive=raw.get("exclusive", False))
 
 
 def _structure(name: str, raw: Any, where: str) -> Structure:
@@ -254,7 +264,10 @@ def _structure(name: str, raw: Any, where: str) -> Structure:
     dedup: dict[str, Field] = {}
     for f in fields:
         dedup[f.name] = f
-    return Structure(name, tuple(dedup.values()))
+    mode = raw.get("mode")
+    if mode == "natural" and anchor is None:
+        anchor = names[0]
+    return Structure(name, tuple(dedup.values()), mode, anchor)
 
 
 _CLS_KEYS = {"task", "labels", "multi_label", "cls_threshold", "top_k", "class_act", "prompt", "examples"}

@@ -19,7 +19,7 @@ from stream.engine.gliner2.boundary.model import BoundaryScores
 from stream.engine.gliner2.boundary.relations import RelationPairs, deduplicate_edges
 from stream.engine.gliner2.overlap import RawSpan, normalize_policy, resolve
 from stream.engine.gliner2.prompt import Encoded
-from stream.engine.gliner2.schema import EntityType, RelationType
+from stream.engine.gliner2.schema import AttributeGroup, EntityType, RelationType
 
 
 def candidates(scores: BoundaryScores, q: int, threshold: float) -> list[tuple[float, int, int]]:
@@ -34,13 +34,16 @@ def candidates(scores: BoundaryScores, q: int, threshold: float) -> list[tuple[f
 
 
 def decode_entities(entities: Sequence[EntityType], scores: BoundaryScores, enc: Encoded, text: str,
-                    threshold: float, policy: str | None) -> dict[str, list[RawSpan]]:
-    """Each entity type's resolved spans (best first), before formatting."""
+                    threshold: float, policy: str | None, skip: frozenset[str] = frozenset()) -> dict[str, list[RawSpan]]:
+    """Each entity type's resolved spans (best first), before formatting; ``skip``: the
+    prompt's attribute labels, which are queries but not entity types."""
     settings = scores.settings
     policy = policy if policy is not None else normalize_policy(settings.overlap_policy)
     starts, ends = enc.words.starts, enc.words.ends
     out: dict[str, list[RawSpan]] = {}
     for q, e in enumerate(entities):
+        if e.name in skip:
+            continue
         spans: list[RawSpan] = []
         abstained = scores.null_probs is not None and float(scores.null_probs[q]) > settings.abstention_threshold
         if not abstained:
@@ -53,6 +56,48 @@ def decode_entities(entities: Sequence[EntityType], scores: BoundaryScores, enc:
                     spans.append(RawSpan(text[cs:ce].strip(), prob, cs, ce))
             spans = resolve(spans, policy)
         out[e.name] = spans
+    return out
+
+
+def attach_attributes(found: dict[str, list[RawSpan]], entities: Sequence[EntityType], scores: BoundaryScores,
+                      attributes: Sequence[AttributeGroup], enc: Encoded) -> dict[str, list[dict[str, Any]]]:
+    """gliner2's ``_attach_entity_attributes`` on boundary checkpoints: every kept span of every
+    entity type is scored for each attribute label's query, all at once, in a pool rebuilt for
+    those queries with the spans injected; each group that applies to the span's type then gets
+    a softmax over its labels (single-label) or the labels whose sigmoid passes its threshold.
+    Returns, per entity type, one ``{group: value}`` per kept span."""
+    index = {e.name: q for q, e in enumerate(entities)}
+    rows = list(dict.fromkeys((label, index[g.prompt_label(label)]) for g in attributes for label in g.labels
+                              if g.prompt_label(label) in index))
+    words = {id(s): (enc.words.starts.index(s.start) + enc.n_prefix, enc.words.ends.index(s.end) + enc.n_prefix + 1)
+             for spans in found.values() for s in spans}
+    pairs = list(dict.fromkeys(words[id(s)] for spans in found.values() for s in spans))
+    out: dict[str, list[dict[str, Any]]] = {name: [{} for _ in spans] for name, spans in found.items()}
+    if not rows or not pairs:
+        return out
+    assert scores.explicit is not None
+    logits = scores.explicit([q for _, q in rows], pairs) / np.float32(scores.settings.pair_temperature)
+    row_of = {label: r for r, (label, _) in enumerate(rows)}
+    column = {pair: c for c, pair in enumerate(pairs)}
+    for name, spans in found.items():
+        for span, values in zip(spans, out[name]):
+            c = column[words[id(span)]]
+            for g in attributes:
+                if g.applies_to is not None and name not in g.applies_to:
+                    continue
+                present = [label for label in g.labels if label in row_of]
+                if not present:
+                    continue
+                x = np.asarray([logits[row_of[label], c] for label in present], dtype=np.float32)
+                if g.multi_label:
+                    p = 1.0 / (1.0 + np.exp(-x))
+                    values[g.name] = [{"label": label, "confidence": float(q)} for label, q in zip(present, p)
+                                      if q >= g.threshold]
+                else:
+                    e = np.exp(x - x.max())
+                    p = e / e.sum()
+                    best = int(np.argmax(p))
+                    values[g.name] = {"label": present[best], "confidence": float(p[best])}
     return out
 
 

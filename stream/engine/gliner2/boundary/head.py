@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from stream.engine.gliner2.boundary.encoding import Weights, boundary_marginals, encode_boundaries, linear
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, boundary_marginals, encode_boundaries, linear
 from stream.engine.gliner2.boundary.pool import gather_rows, build_pool
 from stream.engine.gliner2.boundary.scorer import score_pool
 
@@ -38,6 +38,8 @@ class HeadSettings(NamedTuple):
     relation_pair_cap: int = 128
     relation_argument_proposal_threshold: float = 0.0
     relation_temperature: float = 1.0
+    enable_records: bool = True
+    record_temperature: float = 1.0
 
 
 UNSUPPORTED = {
@@ -50,9 +52,13 @@ UNSUPPORTED = {
 }
 
 
-def settings_from_config(raw: Mapping[str, Any], where: str = "config.json boundary_head") -> HeadSettings:
+def settings_from_config(raw: Mapping[str, Any], where: str = "config.json boundary_head",
+                         config_version: int | None = 3) -> HeadSettings:
     """The head settings from a checkpoint's ``boundary_head``; a value this port does not
-    compute is refused with its key named (never silently ignored)."""
+    compute is refused with its key named (never silently ignored). A config written before
+    version 3 has records and relations off unless it says otherwise (gliner2's migration)."""
+    if int(config_version or 0) < 3:
+        raw = {"enable_records": False, "enable_relations": False, **raw}
     for key, (supported, why) in UNSUPPORTED.items():
         if key in raw and raw[key] != supported:
             raise ValueError(f"{where}.{key} = {raw[key]!r} is not supported: {why}")
@@ -68,6 +74,35 @@ class HeadOutput(NamedTuple):
     null_logits: np.ndarray | None  # [B, Q]
     count_log_rates: np.ndarray | None  # [B, Q]
     candidate_states: np.ndarray | None  # [B, C, H] (records)
+
+
+def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray,
+                   spans: np.ndarray, spans_valid: np.ndarray, w: Weights, settings: HeadSettings) -> np.ndarray:
+    """``BoundaryHead.score_explicit_spans`` with the shared pool: the pool is rebuilt for these
+    queries with the caller's spans (``[B, K, 2]``, the same for every query) injected ahead of
+    every other candidate, and the pool scorer's logits ``[B, Q, K]`` are read at those spans
+    (gliner2's sentinel where a span is illegal). Candidate attention makes a span's score depend
+    on the rest of the pool, which is why it is scored inside one. The caller keeps ``K`` within
+    ``pool_size``: every injected span then has a place."""
+    enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
+                            settings.boundary_attention_window)
+    marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
+    lengths = token_mask.sum(1)
+    legal = (spans_valid & (spans[..., 0] >= 0) & (spans[..., 1] > spans[..., 0])
+             & (spans[..., 1] <= lengths[:, None]))
+    pool = build_pool(enc.states, enc.mask, query_mask, marg.start_logits, marg.end_logits, w,
+                      settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query,
+                      injected=(spans, legal))
+    inside = marg.inside_prefix if settings.use_inside_evidence else None
+    logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
+                           lengths, w, settings.candidate_attention_heads, inside_prefix_mean=marg.inside_prefix_mean)
+    match = (spans[:, :, None, :] == pool.indices[:, None, :, :]).all(-1) & pool.mask[:, None, :]  # [B, K, C]
+    if (legal & ~match.any(-1)).any():
+        raise ValueError(f"explicit spans exceed the shared candidate pool (pool_size={settings.pool_size})")
+    at = match.argmax(-1)  # [B, K]
+    out = np.take_along_axis(logits, at[:, :, None], 1).transpose(0, 2, 1)  # [B, Q, K]
+    legal_q = legal[:, None, :] & query_mask[:, :, None]
+    return np.where(legal_q, out, MASK_LOGIT).astype(np.float32)
 
 
 def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, w: Weights,

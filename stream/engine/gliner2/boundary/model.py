@@ -5,14 +5,15 @@ pool, classification through the same MLP as the span architecture, scaled by
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import linear
-from stream.engine.gliner2.boundary.head import HeadSettings, run_head, settings_from_config
+from stream.engine.gliner2.boundary.head import HeadSettings, run_head, score_explicit, settings_from_config
+from stream.engine.gliner2.boundary.records import GroupLogits, RecordGroup, group_logits
 from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs
 from stream.errors import ModelLoadError
 
@@ -29,6 +30,9 @@ class BoundaryScores(NamedTuple):
     counts: np.ndarray | None
     "[types]: predicted instances, round(exp(count log-rate)), used when ``adaptive_threshold``."
     settings: HeadSettings
+    explicit: Callable[[Sequence[int], Sequence[tuple[int, int]]], np.ndarray] | None = None
+    "The pair logits ``[queries, spans]`` of the task's queries (indices) at given word spans,"
+    " scored in a pool rebuilt for those queries (``BoundaryModel.explicit``): attributes, choices."
 
 
 class RowScores(NamedTuple):
@@ -38,6 +42,7 @@ class RowScores(NamedTuple):
     logits: np.ndarray  # [queries, C]
     null_logits: np.ndarray | None  # [queries]
     count_log_rates: np.ndarray | None  # [queries]
+    candidate_states: np.ndarray | None  # [C, H]: what the record head reads
 
 
 class BoundaryModel:
@@ -45,14 +50,17 @@ class BoundaryModel:
         self.w = {k.removeprefix("boundary_head."): np.ascontiguousarray(v, dtype=np.float32)
                   for k, v in weights.items() if k.startswith("boundary_head.")}
         self.mlps = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
-                           if k.startswith(("classifier.", "relation_scorer."))}
+                     if k.startswith(("classifier.", "relation_scorer.", "record_decoder."))}
         self.settings = settings
         self.has_relations = settings.enable_relations and "relation_scorer.mlp.0.weight" in self.mlps
+        self.has_records = (settings.enable_records and "record_decoder.inst_proj.weight" in self.mlps
+                            and "candidate_encoder.weight" in self.w)
 
     @classmethod
     def load(cls, path: Path, raw_config: Mapping[str, Any]) -> "BoundaryModel":
         try:
-            settings = settings_from_config(raw_config.get("boundary_head") or {}, f"{path.parent.name}: boundary_head")
+            settings = settings_from_config(raw_config.get("boundary_head") or {}, f"{path.parent.name}: boundary_head",
+                                            raw_config.get("config_version"))
         except ValueError as exc:
             raise ModelLoadError(str(exc)) from exc
         try:
@@ -85,22 +93,51 @@ class BoundaryModel:
             keep = out.valid[i]
             rows.append(RowScores(out.indices[i][keep], out.pair_logits[i, :len(q)][:, keep],
                                   None if out.null_logits is None else out.null_logits[i, :len(q)],
-                                  None if out.count_log_rates is None else out.count_log_rates[i, :len(q)]))
+                                  None if out.count_log_rates is None else out.count_log_rates[i, :len(q)],
+                                  None if out.candidate_states is None else out.candidate_states[i][keep]))
         return rows
 
-    def entities(self, row: "RowScores", q0: int, q1: int) -> BoundaryScores:
-        """The entity task's view of a row (its queries ``q0:q1``)."""
+    def explicit(self, tokens: np.ndarray, queries: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """``score_explicit_spans`` for one row: the pair logits ``[queries, spans]`` of the given
+        word spans (prefix words included) for these queries, each span scored inside a pool
+        rebuilt for these queries with the spans injected. gliner2 raises when the spans do not
+        fit in ``pool_size``; here they are scored ``pool_size`` at a time (a deliberate
+        difference: the same scores whenever gliner2 answers)."""
+        unique = list(dict.fromkeys((int(s), int(e)) for s, e in spans))
+        scores = np.empty((len(queries), len(unique)), np.float32)
+        size = max(self.settings.pool_size, 1)
+        for at in range(0, len(unique), size):
+            chunk = np.asarray(unique[at:at + size], dtype=np.int64).reshape(1, -1, 2)
+            scores[:, at:at + chunk.shape[1]] = score_explicit(
+                tokens[None], np.ones((1, len(tokens)), bool), queries[None], np.ones((1, len(queries)), bool),
+                chunk, np.ones(chunk.shape[:2], bool), self.w, self.settings)[0]
+        column = {span: i for i, span in enumerate(unique)}
+        return scores[:, [column[(int(s), int(e))] for s, e in spans]]
+
+    def entities(self, row: "RowScores", q0: int, q1: int, tokens: np.ndarray | None = None,
+                 queries: np.ndarray | None = None) -> BoundaryScores:
+        """The entity task's view of a row (its queries ``q0:q1``); with the row's token and query
+        states, the task can also score spans of its choice (``BoundaryScores.explicit``)."""
         with np.errstate(over="ignore"):  # masked rows hold gliner2's -1e4 sentinel: probability 0
             probs = 1.0 / (1.0 + np.exp(-row.logits[q0:q1] / np.float32(self.settings.pair_temperature)))
             null = None if row.null_logits is None else 1.0 / (1.0 + np.exp(-row.null_logits[q0:q1]))
         counts = None if row.count_log_rates is None else np.clip(
             np.rint(np.exp(row.count_log_rates[q0:q1])), 0, len(row.spans)).astype(np.int64)
-        return BoundaryScores(row.spans, probs.astype(np.float32), null, counts, self.settings)
+        explicit = None
+        if tokens is not None and queries is not None:
+            def explicit(which: Sequence[int], spans: Sequence[tuple[int, int]]) -> np.ndarray:
+                return self.explicit(tokens, queries[[q0 + q for q in which]], spans)
+        return BoundaryScores(row.spans, probs.astype(np.float32), null, counts, self.settings, explicit)
 
     def relation(self, row: "RowScores", q: int, tokens: np.ndarray, queries: np.ndarray) -> RelationPairs:
         """A relation task's pairs: its head and tail role queries are ``q`` and ``q + 1``."""
         return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens,
                               queries[q:q + 2].mean(0), self.mlps, self.settings)
+
+    def record_logits(self, group: RecordGroup, row: RowScores, queries: np.ndarray) -> GroupLogits:
+        """The record head's logits for one structure with a ``mode`` over the row's pool."""
+        assert row.candidate_states is not None
+        return group_logits(group, row.candidate_states, queries, row.logits, self.mlps)
 
     def class_logits(self, label_states: np.ndarray) -> np.ndarray:
         """The classifier (Linear, ReLU, Dropout, Linear) on each label's marker state, divided

@@ -62,8 +62,11 @@ def _deduplicate(keys: np.ndarray, scores: np.ndarray, valid: np.ndarray, capaci
 
 def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, start_logits: np.ndarray,
                end_logits: np.ndarray, w: Weights, boundary_top_k: int, pool_size: int, min_per_query: int,
-               prefix: str = "shared_pool_builder") -> Pool:
-    """``DocumentCandidatePool.forward`` in eval (no gold injection, no statistics)."""
+               prefix: str = "shared_pool_builder",
+               injected: tuple[np.ndarray, np.ndarray] | None = None) -> Pool:
+    """``DocumentCandidatePool.forward`` in eval, without statistics. ``injected`` = (spans
+    ``[B, K, 2]``, valid ``[B, K]``): spans put in the pool ahead of every other candidate, as
+    gliner2's gold injection at probability 1 does for ``score_explicit_spans``."""
     b, n, d = states.shape
     q = query_mask.shape[1]
     q_boundary = mask[:, None, :] & query_mask[:, :, None]
@@ -101,6 +104,13 @@ def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, sta
     keys.append(pair_s * n + pair_e)
     scores.append(union_pair.astype(np.float32))
     valid.append(pair_valid)
+    if injected is not None:
+        spans, ok = injected
+        ok = ok & query_mask.any(-1, keepdims=True) & (spans < n).all(-1) & (spans >= 0).all(-1)
+        safe = np.clip(spans, 0, n - 1)
+        keys.append(safe[..., 0] * n + safe[..., 1])
+        scores.append(np.full(ok.shape, -MASK_LOGIT, np.float32))
+        valid.append(ok)
     sel_keys, sel_valid = _deduplicate(np.concatenate(keys, -1), np.concatenate(scores, -1),
                                        np.concatenate(valid, -1), pool_size, n)
     sel_keys = np.where(sel_valid, sel_keys, 0)
