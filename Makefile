@@ -50,7 +50,7 @@ run: kafka-up
 
 # System packages the suite drives for real: nginx (load-balancer test), Debian's Docker engine and
 # debootstrap and docker-compose (images are built and run; devtools/docker.py starts a private dockerd).
-SYSTEM_PACKAGES := nginx-light docker.io docker-compose containerd runc debootstrap iptables
+SYSTEM_PACKAGES := nginx-light docker.io docker-compose containerd runc debootstrap iptables postgresql
 test-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  test -z "$$missing" || { echo "installing (Debian):$$missing"; apt-get update -qq && \

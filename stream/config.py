@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
 import tomllib
 from pydantic import (
@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from stream.engine.batching import (
     DEFAULT_LOOKAHEAD,
@@ -212,6 +212,25 @@ class Settings(BaseSettings):
                                  "requests 503 (a balancer retries them elsewhere) this long before the listener "
                                  "closes; part of drain_timeout_s")
 
+    # The PostgreSQL sink (`spanstream sink`): its own consumer group
+    sink_dsn: SecretStr | None = Field(None, description="PostgreSQL connection string (libpq form, e.g. "
+                                       "'postgresql://user@host:5432/db?sslmode=verify-full&sslrootcert=/ca.pem'); "
+                                       "a secret (SPANSTREAM_SINK_DSN_FILE reads it from a mounted file)")
+    sink_topics: Annotated[list[str], NoDecode] = Field(default_factory=list, description="entity-event and extraction-event topics "
+                                   "the sink stores (comma-separated or a JSON list)")
+    sink_group_id: str = Field("spanstream-sink", description="the sink's consumer group (not the workers')")
+    sink_dead_letter_topic: str | None = Field(None, description="where events the sink cannot store go, with the "
+                                               "reason (dead-letter.v1); none: the sink stops on such an event rather "
+                                               "than skip it")
+    sink_batch_rows: int = Field(500, ge=1, le=100_000, description="events per database transaction: larger "
+                                 "batches write faster, replay more after a crash (nothing is duplicated)")
+    sink_batch_bytes: int = Field(8 * 2**20, ge=1024, description="bytes of events per transaction (bounds memory)")
+    sink_linger_ms: int = Field(200, ge=0, le=60_000, description="wait to fill a batch: latency for fewer, "
+                                "larger transactions")
+    sink_retry_max_s: float = Field(30.0, gt=0, le=600, description="longest pause between attempts while the "
+                                    "database is unreachable (the wait doubles from 0.5 s); the sink retries "
+                                    "until SIGTERM, consuming nothing meanwhile")
+
     config: Path | None = Field(None, description="pipelines TOML file")
     data_dir: Path = Field(Path("/tmp/spanstream"), description="faust's data folder (no state is kept there)")
 
@@ -248,6 +267,13 @@ class Settings(BaseSettings):
                              f"SPANSTREAM_MAX_BATCH_TOKENS ({self.max_batch_tokens})")
         return self
 
+    @field_validator("sink_topics", mode="before")
+    @classmethod
+    def _sink_topics(cls, v):
+        if isinstance(v, str):
+            v = json.loads(v) if v.lstrip().startswith("[") else [t.strip() for t in v.split(",") if t.strip()]
+        return v
+
     @model_validator(mode="after")
     def _drain(self) -> "Settings":
         if self.drain_seconds >= self.drain_timeout_s:
@@ -265,7 +291,7 @@ class Settings(BaseSettings):
         return self
 
 
-SECRET_FIELDS = ("kafka_sasl_password", "kafka_ssl_key_password", "http_auth_token")
+SECRET_FIELDS = ("kafka_sasl_password", "kafka_ssl_key_password", "http_auth_token", "sink_dsn")
 
 
 def memory_limit(cgroup_root: str = "/sys/fs/cgroup", membership: str = "/proc/self/cgroup") -> int:

@@ -28,6 +28,8 @@ MODULE_MARKERS = {
     "tests/deploy/test_dockerfile.py": ("process",),
     "tests/http/": ("process",),
     "tests/cli/": ("process",),
+    "tests/sink/test_database.py": ("process",),
+    "tests/sink/test_sink_faults.py": ("slow", "process"),
 }
 
 
