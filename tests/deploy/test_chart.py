@@ -81,7 +81,9 @@ def by_kind(docs: list[dict]) -> dict[str, dict]:
     return {d["kind"]: d for d in docs}
 
 
-@pytest.mark.parametrize("values", [None, ALL_FEATURES], ids=["default", "all-features"])
+@pytest.mark.parametrize("values", [None, ALL_FEATURES, {"mode": "sink", "sink": {"topics": ["entities"],
+                                                                                  "dsnSecretName": "pg"}}],
+                         ids=["default", "all-features", "sink"])
 def test_lint_strict(tmp_path, values):
     args = [helm(), "lint", "--strict", str(CHART)]
     if values:
@@ -90,8 +92,11 @@ def test_lint_strict(tmp_path, values):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("values", [None, ALL_FEATURES, {"mode": "serve", "autoscaling": {"enabled": True}}],
-                         ids=["default", "all-features", "serve-hpa"])
+SINK = {"mode": "sink", "sink": {"topics": ["entities"], "dsnSecretName": "pg"}, "keda": {"enabled": True}}
+
+
+@pytest.mark.parametrize("values", [None, ALL_FEATURES, {"mode": "serve", "autoscaling": {"enabled": True}}, SINK],
+                         ids=["default", "all-features", "serve-hpa", "sink-keda"])
 def test_rendered_objects_are_valid_kubernetes(tmp_path, values):
     docs = render(tmp_path, values)
     proc = kubernetes_validate(tmp_path / "rendered.yaml")
@@ -139,6 +144,26 @@ def test_all_features_wiring(tmp_path):
     assert float(env["SPANSTREAM_DRAIN_TIMEOUT_S"]) <= grace - 10
 
 
+def test_sink_mode_wiring(tmp_path):
+    """mode: sink runs `spanstream sink` on its own group and topics, the DSN a mounted secret file
+    (never an environment value), no pipelines or model settings; KEDA scales it on its own lag."""
+    values = {"mode": "sink", "sink": {"topics": ["entities", "extractions"], "deadLetterTopic": "sink-dlq",
+                                       "dsnSecretName": "pg", "dsnSecretKey": "url"},
+              "keda": {"enabled": True, "topic": "entities"}}
+    objs = by_kind(render(tmp_path, values))
+    pod = objs["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert container["args"] == ["sink"]
+    assert env["SPANSTREAM_SINK_TOPICS"] == "entities,extractions" and env["SPANSTREAM_SINK_GROUP_ID"] == "spanstream-sink"
+    assert env["SPANSTREAM_SINK_DEAD_LETTER_TOPIC"] == "sink-dlq"
+    assert env["SPANSTREAM_SINK_DSN_FILE"] == "/etc/spanstream/sink/dsn" and "SPANSTREAM_SINK_DSN" not in env
+    assert "SPANSTREAM_CONFIG" not in env and "SPANSTREAM_MODEL_VARIANT" not in env
+    volume = {v["name"]: v for v in pod["volumes"]}["sink-dsn"]["secret"]
+    assert volume["secretName"] == "pg" and volume["items"] == [{"key": "url", "path": "dsn"}]
+    assert objs["ScaledObject"]["spec"]["triggers"][0]["metadata"]["consumerGroup"] == "spanstream-sink"
+
+
 @pytest.mark.parametrize("values, needle", [
     ({"replicaCount": "two"}, "replicaCount"),
     ({"mode": "batch"}, "mode"),
@@ -147,7 +172,9 @@ def test_all_features_wiring(tmp_path):
     ({"unknownKey": 1}, "unknownKey"),
     ({"keda": {"enabled": True, "partitions": 4, "maxReplicas": 8}}, "exceeds keda.partitions"),
     ({"keda": {"enabled": True}, "autoscaling": {"enabled": True}}, "enable one"),
-    ({"keda": {"enabled": True}, "mode": "serve"}, "mode: worker"),
+    ({"keda": {"enabled": True}, "mode": "serve"}, "mode: worker or sink"),
+    ({"mode": "sink", "sink": {"topics": ["entities"]}}, "dsnSecretName"),
+    ({"mode": "sink", "sink": {"dsnSecretName": "db"}}, "topics"),
     ({"serviceMonitor": {"scrapeTimeout": "ten seconds"}}, "scrapeTimeout"),
 ])
 def test_bad_values_are_refused(tmp_path, values, needle):

@@ -35,8 +35,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.keda.enabled .Values.autoscaling.enabled -}}
 {{- fail "keda.enabled and autoscaling.enabled both scale the Deployment: enable one" -}}
 {{- end -}}
-{{- if and .Values.keda.enabled (ne .Values.mode "worker") -}}
-{{- fail "keda scales on consumer lag: it needs mode: worker (use autoscaling for serve)" -}}
+{{- if and .Values.keda.enabled (eq .Values.mode "serve") -}}
+{{- fail "keda scales on consumer lag: it needs mode: worker or sink (use autoscaling for serve)" -}}
 {{- end -}}
 {{- if gt (int .Values.keda.maxReplicas) (int .Values.keda.partitions) -}}
 {{- fail (printf "keda.maxReplicas (%d) exceeds keda.partitions (%d): replicas beyond the partition count sit idle" (int .Values.keda.maxReplicas) (int .Values.keda.partitions)) -}}
