@@ -95,8 +95,11 @@ def test_lint_strict(tmp_path, values):
 SINK = {"mode": "sink", "sink": {"topics": ["entities"], "dsnSecretName": "pg"}, "keda": {"enabled": True}}
 
 
-@pytest.mark.parametrize("values", [None, ALL_FEATURES, {"mode": "serve", "autoscaling": {"enabled": True}}, SINK],
-                         ids=["default", "all-features", "serve-hpa", "sink-keda"])
+SERVE_RATE = {"mode": "serve", "autoscaling": {"enabled": True, "requestRate": {"enabled": True, "targetPerPod": "15"}}}
+
+
+@pytest.mark.parametrize("values", [None, ALL_FEATURES, {"mode": "serve", "autoscaling": {"enabled": True}}, SINK,
+                                    SERVE_RATE], ids=["default", "all-features", "serve-hpa", "sink-keda", "serve-rate"])
 def test_rendered_objects_are_valid_kubernetes(tmp_path, values):
     docs = render(tmp_path, values)
     proc = kubernetes_validate(tmp_path / "rendered.yaml")
@@ -142,6 +145,18 @@ def test_all_features_wiring(tmp_path):
     assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "rel"
     grace = pod["spec"]["terminationGracePeriodSeconds"]
     assert float(env["SPANSTREAM_DRAIN_TIMEOUT_S"]) <= grace - 10
+
+
+def test_the_hpa_scales_on_cpu_and_request_rate(tmp_path):
+    """The request rate is a Pods metric (per-pod average) served by a metrics adapter from
+    spanstream_http_requests_total; CPU stays a metric beside it."""
+    metrics = by_kind(render(tmp_path, SERVE_RATE))["HorizontalPodAutoscaler"]["spec"]["metrics"]
+    assert [m["type"] for m in metrics] == ["Resource", "Pods"]
+    pods = metrics[1]["pods"]
+    assert pods["metric"]["name"] == "spanstream_http_requests_per_second"
+    assert pods["target"] == {"type": "AverageValue", "averageValue": "15"}
+    default = by_kind(render(tmp_path, {"mode": "serve", "autoscaling": {"enabled": True}}))
+    assert [m["type"] for m in default["HorizontalPodAutoscaler"]["spec"]["metrics"]] == ["Resource"]
 
 
 def test_sink_mode_wiring(tmp_path):

@@ -11,7 +11,7 @@ Each instance then scores, per field, ``[ABSENT | every pool candidate]``. Decod
 instances whose object probability passes the threshold; a scalar field takes its best
 alternative, a list field every candidate passing the threshold; ``exclusive`` fields are solved
 jointly across instances (scalar: minimum-cost assignment; list: each candidate to its strongest
-instance). Adapted from gliner2 (Apache-2.0; see ``../constrained/NOTICE``)."""
+instance). Adapted from gliner2 (Apache-2.0; see ``NOTICE``)."""
 
 from __future__ import annotations
 
