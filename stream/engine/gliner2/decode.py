@@ -30,6 +30,7 @@ from stream.engine.gliner2.constrained import RESULT_KEY
 from stream.engine.gliner2.constrained import decode as decode_constrained
 from stream.engine.gliner2.overlap import RawSpan, first, resolve
 from stream.engine.gliner2.prompt import Encoded, Prompt, Task
+from stream.engine.gliner2.values import choice_index, dedupe, span_value
 from stream.engine.gliner2.schema import (
     AttributeGroup,
     Classification,
@@ -76,36 +77,10 @@ def find_spans(scores: np.ndarray, threshold: float, enc: Encoded, text: str) ->
     return out
 
 
-def _span_value(span: RawSpan, opts: Options) -> Any:
-    if opts.include_spans and opts.include_confidence:
-        return {"text": span.text, "confidence": span.confidence, "start": span.start, "end": span.end}
-    if opts.include_spans:
-        return {"text": span.text, "start": span.start, "end": span.end}
-    if opts.include_confidence:
-        return {"text": span.text, "confidence": span.confidence}
-    return span.text
-
-
-def _dedupe(values: list[Any]) -> list[Any]:
-    """gliner2's ``format_entity_dict``/``format_struct`` list de-duplication: by lower-cased text
-    and offsets when present (so without ``include_spans`` equal texts collapse)."""
-    out, seen = [], set()
-    for v in values:
-        if isinstance(v, dict):
-            text = v.get("text", "")
-            key = (text.lower(), v.get("start"), v.get("end")) if "start" in v and "end" in v else (text.lower(), None, None)
-        else:
-            text, key = v, v.lower()
-        if text and key not in seen:
-            seen.add(key)
-            out.append(v)
-    return out
-
-
 def _spans_value(spans: list[RawSpan], dtype: str, opts: Options, empty: Any) -> Any:
     if dtype == "list":
-        return _dedupe([_span_value(s, opts) for s in spans])
-    return _span_value(spans[0], opts) if spans else empty
+        return dedupe([span_value(s, opts.include_confidence, opts.include_spans) for s in spans])
+    return span_value(spans[0], opts.include_confidence, opts.include_spans) if spans else empty
 
 
 def _text_scores(probs: np.ndarray, enc: Encoded) -> np.ndarray:
@@ -131,7 +106,7 @@ def decode_entities(entities: Sequence[EntityType], scores: TaskScores, enc: Enc
             spans = spans[:1]
         if attributes:
             values = [_attributed(s, e.name, logits, index, attributes, enc, opts) for s in spans]
-            out[e.name] = _dedupe(values) if e.dtype == "list" else (values[0] if values else None)
+            out[e.name] = dedupe(values) if e.dtype == "list" else (values[0] if values else None)
             continue
         value = _spans_value(spans, e.dtype, opts, None)
         out[e.name] = value if value != "" else None
@@ -182,16 +157,6 @@ def decode_relation(rel: RelationType, scores: TaskScores, enc: Encoded, text: s
     return out
 
 
-def _choice(choice: str, prefix: tuple[str, ...]) -> int:
-    """The first prefix word equal to the choice (gliner2 looks it up this way, so a choice
-    repeated in two fields scores at its first occurrence)."""
-    lowered = choice.lower()
-    for i, tok in enumerate(prefix):
-        if tok.lower() == lowered:
-            return i
-    return -1
-
-
 def decode_structure(struct: Structure, scores: TaskScores, prompt: Prompt, enc: Encoded, text: str,
                      opts: Options) -> list[dict]:
     instances = []
@@ -204,11 +169,11 @@ def decode_structure(struct: Structure, scores: TaskScores, prompt: Prompt, enc:
             if field.choices:
                 chosen = []
                 for c in dict.fromkeys(field.choices):
-                    i = _choice(c, prompt.prefix)
+                    i = choice_index(c, prompt.prefix)
                     if i >= 0:
                         chosen.append((c, float(probs[f_idx, i, 0])))
                 if field.dtype == "list":
-                    value: Any = _dedupe([{"text": c, "confidence": p} if opts.include_confidence else c
+                    value: Any = dedupe([{"text": c, "confidence": p} if opts.include_confidence else c
                                           for c, p in chosen if p >= threshold])
                 else:
                     best, best_p = None, -1.0
@@ -275,7 +240,7 @@ def _boundary_entities(entities: Sequence[EntityType], scores: BoundaryScores, e
             if opts.include_spans:
                 v["start"], v["end"] = span.start, span.end
             values.append({**v, **extra})
-        out[e.name] = _dedupe(values) if e.dtype == "list" else (values[0] if values else None)
+        out[e.name] = dedupe(values) if e.dtype == "list" else (values[0] if values else None)
     return out
 
 

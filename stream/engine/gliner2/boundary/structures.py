@@ -23,6 +23,7 @@ from stream.engine.gliner2.boundary.records import DecodedRecord, GroupLogits, R
 from stream.engine.gliner2.overlap import RawSpan, normalize_policy, resolve
 from stream.engine.gliner2.prompt import Encoded
 from stream.engine.gliner2.schema import Field, Structure
+from stream.engine.gliner2.values import choice_index, dedupe, span_value
 
 
 class StructureScores(NamedTuple):
@@ -36,30 +37,9 @@ class StructureScores(NamedTuple):
 
 def _value(spans: list[RawSpan], scalar: bool, confidence: bool, offsets: bool) -> Any:
     """gliner2's ``_format_structure_field`` then ``format_struct`` (list de-duplication)."""
-    def one(s: RawSpan) -> Any:
-        if not (confidence or offsets):
-            return s.text
-        v: dict[str, Any] = {"text": s.text}
-        if confidence:
-            v["confidence"] = s.confidence
-        if offsets:
-            v["start"], v["end"] = s.start, s.end
-        return v
     if scalar:
-        return one(spans[0]) if spans else None
-    out, seen = [], set()
-    for v in (one(s) for s in spans):
-        text = v["text"] if isinstance(v, dict) else v
-        key = (text.lower(), v.get("start"), v.get("end")) if isinstance(v, dict) else (text.lower(), None, None)
-        if text and key not in seen:
-            seen.add(key)
-            out.append(v)
-    return out
-
-
-def _choice_index(choice: str, prefix: tuple[str, ...]) -> int:
-    lowered = choice.lower()
-    return next((i for i, word in enumerate(prefix) if word.lower() == lowered), -1)
+        return span_value(spans[0], confidence, offsets) if spans else None
+    return dedupe([span_value(s, confidence, offsets) for s in spans])
 
 
 def _choice_field(scores: StructureScores, f: int, field: Field, prefix: tuple[str, ...], threshold: float,
@@ -68,7 +48,7 @@ def _choice_field(scores: StructureScores, f: int, field: Field, prefix: tuple[s
     """``_decode_choice_field``: the field's query scores each choice word of the prefix."""
     present = []
     for choice in dict.fromkeys(field.choices or ()):
-        i = _choice_index(choice, prefix)
+        i = choice_index(choice, prefix)
         if i >= 0:
             present.append((choice, i))
     if not present:
@@ -81,37 +61,17 @@ def _choice_field(scores: StructureScores, f: int, field: Field, prefix: tuple[s
     if preferred:
         by_choice = {c: float(probs[k]) for k, (c, _) in enumerate(present)}
         kept = [m for m in preferred if m[0] in by_choice]
-        if kept:
-            def fmt(m: tuple[str, int, int]) -> Any:
-                if not (confidence or offsets):
-                    return m[0]
-                v: dict[str, Any] = {"text": m[0]}
-                if confidence:
-                    v["confidence"] = by_choice[m[0]]
-                if offsets:
-                    v["start"], v["end"] = m[1], m[2]
-                return v
-            return _dedupe([fmt(m) for m in kept]) if field.dtype == "list" else fmt(kept[0])
+        if kept:  # the mentions' own offsets
+            values = [span_value(RawSpan(c, by_choice[c], start, end), confidence, offsets) for c, start, end in kept]
+            return dedupe(values) if field.dtype == "list" else values[0]
     limit = threshold if field.threshold is None else field.threshold
     if field.dtype == "list":
-        return _dedupe([{"text": c, "confidence": float(probs[k])} if confidence else c
+        return dedupe([{"text": c, "confidence": float(probs[k])} if confidence else c
                         for k, (c, _) in enumerate(present) if float(probs[k]) >= limit])
     best = int(np.argmax(probs))
     if float(probs[best]) < limit:
         return None
     return {"text": present[best][0], "confidence": float(probs[best])} if confidence else present[best][0]
-
-
-def _dedupe(values: list[Any]) -> list[Any]:
-    out, seen = [], set()
-    for v in values:
-        text = v.get("text", "") if isinstance(v, dict) else v
-        key = ((text.lower(), v["start"], v["end"]) if isinstance(v, dict) and "start" in v and "end" in v
-               else (text.lower(), None, None))
-        if text and key not in seen:
-            seen.add(key)
-            out.append(v)
-    return out
 
 
 def _char_span(enc: Encoded, s: int, e: int) -> tuple[int, int] | None:
@@ -200,7 +160,7 @@ def _record_field(scores: StructureScores, f: int, field: Field, scalar: bool, a
             if prefix_choice is None:
                 prefix_choice = {}
                 for choice in field.choices:
-                    if (i := _choice_index(choice, prefix)) >= 0:
+                    if (i := choice_index(choice, prefix)) >= 0:
                         prefix_choice[i] = choice
             surface = prefix_choice.get(s, "")
             if surface and (field.threshold is None or prob >= field.threshold):
