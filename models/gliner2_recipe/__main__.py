@@ -20,7 +20,7 @@ DEST = HERE.parent / "spanstream-minilm-gliner2"
 
 def main() -> int:
     work = Path(os.environ.get("RECIPE_WORK", HERE / "work"))
-    steps = int(os.environ.get("RECIPE_STEPS", "5000"))
+    steps = int(os.environ.get("RECIPE_STEPS", "5600"))
     if not (work / "train.jsonl").exists():
         print(json.dumps(build(work), indent=1))
     final = train(work, work / "train.jsonl", steps)

@@ -62,6 +62,8 @@ SHARE_SOURCES = {  # build.json row → the sources it is read from
     "wikineural_test": ("wikineural_test",), "wikigold": ("wikigold",),
     "relations": ("fewrel_wiki", "fewrel_nyt", "fewrel_semeval", "fewrel_pubmed", "fewrel_names"),
     "webnlg": ("webnlg",), "emotion": ("emotion",), "ag_news": ("ag_news",),
+    "bionlp13cg": ("bionlp13cg",), "bc5cdr": ("bc5cdr",), "jnlpba": ("jnlpba",), "bionlp11id": ("bionlp11id",),
+    "ncbi_disease": ("ncbi_disease",), "linnaeus": ("linnaeus",), "fewtk": ("fewtk",), "scierc": ("scierc",),
 }
 
 
@@ -131,7 +133,7 @@ that shares 8 consecutive words with one (lower-cased, punctuation removed) is d
 (threshold) use the dev split carved from the training corpora (every 20th row by hash).
 
 **Licences**: the mix contains research-only and non-commercial corpora (CoNLL-2003, WikiNEuRal
-and WebNLG CC BY-NC-SA 4.0, AG News, CARER emotion). The corpora's text is not in this repository: the recipe
+and WebNLG CC BY-NC-SA 4.0, AG News, CARER emotion; Few-TK and SciERC state no licence). The corpora's text is not in this repository: the recipe
 reads them from local copies of the public repositories named above.
 
 ## Training
@@ -144,7 +146,9 @@ reads them from local copies of the public repositories named above.
 - Labels: one paraphrase per row ("person" / "person name" / "individual" …); every NER row asks
   for the types its corpus annotates completely but the row lacks (true negatives); rows of 1–3
   consecutive sentences; relation rows carry the types their relation implies (film, writer,
-  award, sports team …) and, for a fifth of them, a `fact` structure with a relation choice field.
+  award, sports team …) and, for a fifth of them, a `fact` structure with a relation choice field;
+  science rows ask for concept types (gene, chemical, disease, task, method, metric, algorithm,
+  "machine learning algorithm" …) with absent types of their corpus as negatives.
 """
 
 
@@ -156,7 +160,7 @@ def main(argv: list[str]) -> int:
     work = Path(os.environ.get("RECIPE_WORK", HERE / "work"))
     report = json.loads((folder / "eval.json").read_text())
     build = json.loads((work / "build.json").read_text())
-    steps = int(os.environ.get("RECIPE_STEPS", "5000"))
+    steps = int(os.environ.get("RECIPE_STEPS", "5600"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     (folder / "EVAL.md").write_text("# Evaluation tables\n\nProduced by `make eval-model` "
                                     f"(commit `{commit}`).\n\n" + eval_tables(report))

@@ -34,6 +34,14 @@ class Verbalised(NamedTuple):
     texts: list[str]
 
 
+class Annotated(NamedTuple):
+    """A sentence with typed spans and typed relations between them (SciERC)."""
+
+    words: list[str]
+    spans: list[Span]
+    relations: list[tuple[Span, Span, str]]   # (head, tail, relation type)
+
+
 class Labelled(NamedTuple):
     text: str
     label: str
@@ -69,6 +77,57 @@ def _spans(tags: list[str]) -> list[Span]:
         if begins:
             start, label = i, typ
     return spans
+
+
+def read_io(text: str) -> Iterator[Tagged]:
+    """IO tags (``word<TAB>type`` or ``O``; no B-, so a span is a run of one type), blank lines
+    between sentences (Few-TK)."""
+    words: list[str] = []
+    tags: list[str] = []
+    for line in text.splitlines() + [""]:
+        if not line.strip():
+            if words:
+                yield Tagged(words, _io_spans(tags))
+            words, tags = [], []
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            continue
+        words.append(parts[0])
+        tags.append(parts[-1].strip())
+
+
+def _io_spans(tags: list[str]) -> list[Span]:
+    spans, start = [], None
+    for i, tag in enumerate(tags + ["O"]):
+        if start is not None and tag != tags[start]:
+            spans.append(Span(start, i - 1, tags[start]))
+            start = None
+        if start is None and tag != "O" and i < len(tags):
+            start = i
+    return spans
+
+
+PTB_BRACKETS = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
+
+
+def read_scierc(text: str) -> Iterator[Annotated]:
+    """DyGIE-style JSON lines (one document a line: ``sentences``, ``ner``, ``relations`` per
+    sentence, word indices counted over the whole document) → one sentence each, indices local."""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        offset = 0
+        for words, ner, rels in zip(doc["sentences"], doc["ner"], doc.get("relations") or [[]] * len(doc["sentences"])):
+            spans = {(s - offset, e - offset): Span(s - offset, e - offset, label) for s, e, label in ner}
+            relations = []
+            for hs, he, ts, te, label in rels:
+                head, tail = spans.get((hs - offset, he - offset)), spans.get((ts - offset, te - offset))
+                if head and tail:
+                    relations.append((head, tail, label))
+            yield Annotated([PTB_BRACKETS.get(w, w) for w in words], list(spans.values()), relations)
+            offset += len(words)
 
 
 def read_fewrel(text: str) -> Iterator[RelationSentence]:

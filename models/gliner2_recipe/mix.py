@@ -28,6 +28,48 @@ NER_NAMES = {
     "MISC": ["miscellaneous entity", "misc", "other named entity"],
 }
 
+# Science and biomedical corpora: each corpus's types → names a user writes (types not listed are
+# not asked, so their spans are neither positives nor negatives).
+SCIENCE_NAMES = {
+    "bionlp13cg": {
+        "Gene_or_gene_product": ["gene or gene product", "gene", "protein"], "Cell": ["cell", "cell type"],
+        "Cancer": ["cancer", "type of cancer", "tumor"], "Simple_chemical": ["chemical", "chemical compound"],
+        "Organism": ["organism", "species"], "Multi-tissue_structure": ["anatomical structure", "body structure"],
+        "Tissue": ["tissue"], "Cellular_component": ["cellular component", "cell component"],
+        "Organ": ["organ", "body organ"], "Organism_substance": ["bodily substance", "body fluid or substance"],
+        "Pathological_formation": ["pathological formation", "lesion"], "Amino_acid": ["amino acid"],
+        "Anatomical_system": ["anatomical system", "organ system"]},
+    "bc5cdr": {"Chemical": ["chemical", "drug", "chemical compound"],
+               "Disease": ["disease", "medical condition", "illness"]},
+    "jnlpba": {"protein": ["protein"], "DNA": ["DNA", "DNA sequence"], "RNA": ["RNA", "RNA molecule"],
+               "cell_type": ["cell type"], "cell_line": ["cell line"]},
+    "bionlp11id": {"Protein": ["protein"], "Organism": ["organism", "species"], "Chemical": ["chemical"]},
+    "ncbi_disease": {"Disease": ["disease", "disorder", "medical condition"]},
+    "linnaeus": {"Species": ["species", "organism", "species name"]},
+}
+
+# Few-TK tags are "<field>-<kind>": the kind is asked in most rows, "<field> <kind>" in a third.
+FEWTK_KINDS = {
+    "focus": ["research problem", "task", "research focus"], "technique": ["technique", "method"],
+    "algorithm/tool": ["algorithm", "algorithm or tool", "method or tool"],
+    "domain": ["field", "research field", "domain"], "material": ["resource", "material"],
+    "dataset": ["dataset", "data set"], "metrics": ["metric", "evaluation metric"],
+    "term": ["technical term", "scientific term", "concept"], "result": ["numerical result", "result"],
+}
+FEWTK_FIELDS = {"AI/ML/DL": "machine learning", "Computer/vision": "computer vision",
+                "Computer/Vision": "computer vision", "NLP": "natural language processing",
+                "Data/Mining/Information/Retrieval": "information retrieval",
+                "Statistical/Mathematical": "statistical", "Classification": "classification",
+                "Regression": "regression", "Ranking": "ranking"}
+
+SCIERC_TYPES = {"Task": ["task", "research task"], "Method": ["method", "technique", "algorithm or method"],
+                "Metric": ["metric", "evaluation metric"], "Material": ["material", "dataset or resource", "data"],
+                "OtherScientificTerm": ["scientific term", "technical term", "concept"]}
+# PART-OF is held out (FewRel's held-out "part of"); CONJUNCTION is not a relation users ask for.
+SCIERC_RELATIONS = {"USED-FOR": ["used for"], "FEATURE-OF": ["feature of", "property of"],
+                    "HYPONYM-OF": ["type of", "is a kind of"], "EVALUATE-FOR": ["evaluated for", "evaluates"],
+                    "COMPARE": ["compared with", "compared to"]}
+
 # FewRel relations held out of training: relation evaluation asks for exactly these (zero-shot).
 HELD_OUT_RELATIONS = ("P177", "P364", "P361", "P641", "P59", "P206", "P155", "P26")
 
@@ -117,14 +159,22 @@ class ZeroShotOverlap:
         return not self.grams.isdisjoint(_grams(text))
 
 
-def ner_rows(rng: random.Random, name: str, limit: int):
-    """Rows of 1–3 consecutive sentences; (row, dev) pairs."""
-    sentences = list(C.read_bio(S.read(S.SOURCES[name])))
+def ner_rows(rng: random.Random, name: str, limit: int, sentences: list[C.Tagged] | None = None):
+    """Rows of 1–3 consecutive sentences as (words, spans, the corpus's types). Science corpora: a
+    tenth of their sentences without any span are kept, one sentence a row (abstracts are mostly
+    sentences with spans; the rest would teach little but silence)."""
+    sentences = sentences if sentences is not None else list(C.read_bio(S.read(S.SOURCES[name])))
     types = {s.label for t in sentences for s in t.spans}
+    sparse = name in SCIENCE_NAMES
     i = 0
     out = []
     while i < len(sentences) and len(out) < limit:
-        k = 1 if name == "wikiann" else rng.choice((1, 2, 3))
+        k = 1 if name in ("wikiann", "fewtk") else rng.choice((1, 2, 3))
+        if sparse and not sentences[i].spans:
+            k = 1
+            if rng.random() >= 0.1:
+                i += 1
+                continue
         group = sentences[i:i + k]
         i += k
         words: list[str] = []
@@ -138,12 +188,15 @@ def ner_rows(rng: random.Random, name: str, limit: int):
     return out
 
 
-def ner_row(rng: random.Random, words, spans, types) -> dict:
-    names = {t: rng.choice(NER_NAMES[t]) for t in types}
+def ner_row(rng: random.Random, words, spans, types, table: dict[str, list[str]] = NER_NAMES) -> dict:
+    """Every type of the corpus asked (those the row lacks are its negatives), one name each."""
+    names = {t: rng.choice(table[t]) for t in types if t in table}
     entities: dict[str, list[str]] = {}
-    for t in sorted(types, key=lambda _: rng.random()):
-        entities[names[t]] = []
+    for t in sorted(names, key=lambda _: rng.random()):
+        entities.setdefault(names[t], [])
     for s in spans:
+        if s.label not in names:
+            continue
         m = _mention(words, s)
         if m not in entities[names[s.label]]:
             entities[names[s.label]].append(m)
@@ -156,6 +209,57 @@ def ner_row(rng: random.Random, words, spans, types) -> dict:
         row["output"]["json_structures"] = [{rng.choice(["mentions", "named entities", "record"]):
                                              {fields[t]: v for t, v in grouped.items()}}]
     return row
+
+
+def fewtk_rows(rng: random.Random, limit: int) -> list[dict]:
+    """Few-TK (every split: it is not a test set here): typed keyphrases of AI papers. Rows ask the
+    kinds present plus three absent ones; a third ask "<field> <kind>" types ("machine learning
+    algorithm") with three absent ones of the same form."""
+    sentences = [t for split in ("train", "dev", "test")
+                 for t in C.read_io(S.read(S.SOURCES["fewtk"], split=split))]
+    fine_types = sorted({_fewtk_fine(s.label) for t in sentences for s in t.spans} - {None})
+    rows = []
+    for words, spans, _ in ner_rows(rng, "fewtk", limit, sentences):
+        if rng.random() < 1 / 3:
+            fine = {s.label: _fewtk_fine(s.label) for s in spans if _fewtk_fine(s.label)}
+            if fine:
+                absent = [f for f in fine_types if f not in fine.values()]
+                entities: dict[str, list[str]] = {f: [] for f in rng.sample(absent, min(3, len(absent)))}
+                for s in spans:
+                    if s.label in fine and _mention(words, s) not in entities.setdefault(fine[s.label], []):
+                        entities[fine[s.label]].append(_mention(words, s))
+                rows.append({"input": " ".join(words), "output": {"entities": dict(
+                    sorted(entities.items(), key=lambda _: rng.random()))}})
+                continue
+        present = {s.label.rpartition("-")[2] for s in spans}
+        absent = [k for k in FEWTK_KINDS if k not in present]
+        kinds = sorted(present | set(rng.sample(absent, min(3, len(absent)))), key=lambda _: rng.random())
+        table = {k: FEWTK_KINDS[k] for k in kinds}
+        kind_spans = [C.Span(s.start, s.end, s.label.rpartition("-")[2]) for s in spans]
+        rows.append(ner_row(rng, words, kind_spans, kinds, table))
+    return rows
+
+
+def _fewtk_fine(tag: str) -> str | None:
+    field, _, kind = tag.rpartition("-")
+    return f"{FEWTK_FIELDS[field]} {FEWTK_KINDS[kind][0]}" if field in FEWTK_FIELDS and kind in FEWTK_KINDS else None
+
+
+def scierc_rows(rng: random.Random, limit: int) -> list[dict]:
+    """SciERC (every split): its five entity types and the relations between them ("Generic"
+    mentions such as "it" or "method" are not asked, nor relations that involve them)."""
+    items = [x for split in ("train", "dev", "test") for x in C.read_scierc(S.read(S.SOURCES["scierc"], split=split))]
+    rng.shuffle(items)
+    rows = []
+    for x in items[:limit]:
+        row = ner_row(rng, x.words, x.spans, list(SCIERC_TYPES), SCIERC_TYPES)
+        rels = [{rng.choice(SCIERC_RELATIONS[label]): {"head": _mention(x.words, h), "tail": _mention(x.words, t)}}
+                for h, t, label in x.relations
+                if label in SCIERC_RELATIONS and h.label in SCIERC_TYPES and t.label in SCIERC_TYPES]
+        if rels:
+            row["output"]["relations"] = rels
+        rows.append(row)
+    return rows
 
 
 def relation_name(source: str, relation: str, names: dict) -> str:
@@ -275,9 +379,13 @@ def build(work: Path, limits: dict[str, int] | None = None) -> dict:
     threshold choice); returns the build report (counts per source, overlap with test sets)."""
     # Session 12: fewer four-type rows, every first-recipe row (WordNet classes: many types per
     # text), WebNLG on (15 categories, its relation types); see EXPERIMENTS.md.
-    limits = {"conll2003": 1500, "wikiann": 1200, "wikineural_val": 2500, "wikineural_test": 2500,
-              "wikigold": 1000, "legacy": 20000, "relations": 6000, "webnlg": 6000, "emotion": 2000,
-              "ag_news": 600, **(limits or {})}
+    # Session 14: science and biomedical NER, Few-TK and SciERC (the concept types CrossNER's AI and
+    # science domains ask for) in place of part of the four-type and relation rows.
+    limits = {"conll2003": 1000, "wikiann": 800, "wikineural_val": 1600, "wikineural_test": 1600,
+              "wikigold": 1000, "bionlp13cg": 2000, "bc5cdr": 1200, "jnlpba": 800, "bionlp11id": 500,
+              "ncbi_disease": 500, "linnaeus": 400, "fewtk": 5000, "scierc": 3000,
+              "legacy": 20000, "relations": 5000, "webnlg": 5000, "emotion": 2000, "ag_news": 600,
+              **(limits or {})}
     rng = random.Random(SEED)
     work.mkdir(parents=True, exist_ok=True)
     in_tests = ZeroShotOverlap.from_corpora()
@@ -303,6 +411,18 @@ def build(work: Path, limits: dict[str, int] | None = None) -> dict:
             else:
                 train.append(row)
                 report[name] += 1
+    for name in SCIENCE_NAMES:
+        rows = [ner_row(rng, words, spans, types, SCIENCE_NAMES[name])
+                for words, spans, types in ner_rows(rng, name, limits[name])]
+        rows = clean(rows, name)
+        train += rows
+        report[name] = len(rows)
+    for name, make in (("fewtk", fewtk_rows), ("scierc", scierc_rows)):
+        rows = clean(make(rng, limits[name]), name)
+        dev += [r for r in rows if _dev(_key(r["input"]))]
+        rows = [r for r in rows if not _dev(_key(r["input"]))]
+        train += rows
+        report[name] = len(rows)
     legacy = clean(legacy_rows(work), "legacy")[:limits["legacy"]]
     train += legacy
     report["legacy (teacher, WordNet, PII)"] = len(legacy)

@@ -27,6 +27,10 @@ WIKINEURAL = ("Babelscape/wikineural", "d2e28c770cba2b285e742529ae18ed849e336c65
 FEWREL = ("thunlp/FewRel", "278a2315d2138810a379cd8d5718914dc56e2582")
 CROSSNER = ("zliucr/CrossNER", "2e7ba2a7798c961e3f29fbc51252c5a8d40224bf")
 UNIVERSAL_NER = ("universal-ner/universal-ner", "844e0e12262f2606d1d61ed5e9a89ce06ea6b5e3")
+MTL_BIO = ("cambridgeltl/MTL-Bioinformatics-2016", "df0df02fae6dbb87d88ffcf323b9096528f06f84")
+FEWTK = ("AvishekLahiri/Few_TK", "ff8f95e0aec7f9fa7013c47c1e816306e3a5864c")
+SCIERC = ("JerryHao2001/thesis-tanl", "79612fe4a2cfbd5a53b928c5224b7742a7a1515d")
+PUBMED = "PubMed abstracts (NLM)"
 
 SOURCES: dict[str, Source] = {
     "conll2003": Source(*WIKINEURAL, "data/conll/en/train.conllu",
@@ -38,6 +42,25 @@ SOURCES: dict[str, Source] = {
     "wikineural_test": Source(*WIKINEURAL, "data/wikineural/en/test.conllu",
                               "WikiNEuRal: CC BY-NC-SA 4.0 (non-commercial)", "train"),
     "wikigold": Source(*WIKINEURAL, "data/wikigold/en/test.conllu", "WikiGold: CC BY 4.0", "train"),
+    # Science and biomedical NER: concept types (genes, chemicals, diseases, methods, tasks, metrics).
+    "bionlp13cg": Source(*MTL_BIO, "data/BioNLP13CG-IOB/train.tsv",
+                         f"BioNLP 2013 Cancer Genetics; {PUBMED}, annotations CC BY-SA 3.0", "train"),
+    "bc5cdr": Source(*MTL_BIO, "data/BC5CDR-IOB/train.tsv",
+                     f"BioCreative V CDR; {PUBMED}, annotations public domain (NCBI)", "train"),
+    "jnlpba": Source(*MTL_BIO, "data/JNLPBA/devel.tsv",
+                     f"JNLPBA / GENIA; {PUBMED}, GENIA annotations CC BY 3.0", "train"),
+    "bionlp11id": Source(*MTL_BIO, "data/BioNLP11ID-IOB/train.tsv",
+                         f"BioNLP 2011 Infectious Diseases; {PUBMED}, annotations CC BY-SA 3.0", "train"),
+    "ncbi_disease": Source(*MTL_BIO, "data/NCBI-disease-IOB/train.tsv",
+                           f"NCBI disease corpus; {PUBMED}, annotations public domain (NCBI)", "train"),
+    "linnaeus": Source(*MTL_BIO, "data/linnaeus-IOB/train.tsv",
+                       "LINNAEUS species corpus (PubMed Central open-access text): CC BY", "train"),
+    "fewtk": Source(*FEWTK, "data/supervised/{split}.txt",
+                    "Few-TK (NAACL 2024) typed keyphrases of AI papers: research data, no licence stated",
+                    "train"),
+    "scierc": Source(*SCIERC, "data/scierc/{split}.json",
+                     "SciERC (Luan et al. 2018) AI abstracts, entities and relations: research data, "
+                     "no licence stated", "train"),
     "fewrel_wiki": Source(*FEWREL, "data/val_wiki.json", "FewRel 1.0: MIT (repository licence)", "train"),
     "fewrel_nyt": Source(*FEWREL, "data/val_nyt.json", "FewRel 2.0 NYT: MIT (repository licence)", "train"),
     "fewrel_semeval": Source(*FEWREL, "data/val_semeval.json",

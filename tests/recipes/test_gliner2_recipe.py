@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from models.gliner2_recipe.corpora import Span, find_mention, predicate_words, read_bio, read_webnlg
+from models.gliner2_recipe.corpora import Span, find_mention, predicate_words, read_bio, read_io, read_scierc, read_webnlg
 from models.gliner2_recipe.evaluate import _char_spans, span_f1
 
 WEBNLG = """<?xml version='1.0' encoding='utf-8'?>
@@ -26,6 +26,27 @@ def test_bio_reads_iob2_and_iob1_spans():
     assert first.words == ["Ada", "Lovelace", "met", "IBM", "staff"]
     assert first.spans == [Span(0, 1, "PER"), Span(3, 3, "ORG")]  # an I- after O starts a span (IOB1)
     assert second.spans == [Span(0, 0, "LOC")]
+
+
+def test_io_tags_make_a_span_of_each_run_of_one_type():
+    text = "Ada\tperson-scholar\nLovelace\tperson-scholar\nwrote\tO\nNotes\tart-writtenart\nG\tart-writtenart\n" \
+           "Babbage\tperson-other\n\nParis\tlocation-GPE\n"
+    first, second = read_io(text)
+    assert first.words == ["Ada", "Lovelace", "wrote", "Notes", "G", "Babbage"]
+    # IO has no B- tag: a change of type ends a span and starts the next one
+    assert first.spans == [Span(0, 1, "person-scholar"), Span(3, 4, "art-writtenart"), Span(5, 5, "person-other")]
+    assert second.spans == [Span(0, 0, "location-GPE")]
+
+
+def test_scierc_sentences_get_local_indices_and_typed_relations():
+    doc = ('{"sentences": [["We", "use", "CRF", "-LRB-", "x", "-RRB-", "."], ["BLEU", "scores", "MT", "."]], '
+           '"ner": [[[2, 2, "Method"]], [[7, 7, "Metric"], [9, 9, "Task"]]], '
+           '"relations": [[], [[7, 7, 9, 9, "EVALUATE-FOR"], [7, 7, 4, 4, "USED-FOR"]]]}')
+    first, second = read_scierc(doc)
+    assert first.words[3:6] == ["(", "x", ")"] and first.spans == [Span(2, 2, "Method")]
+    assert second.spans == [Span(0, 0, "Metric"), Span(2, 2, "Task")]  # document indices made sentence-local
+    # a relation whose argument is not a span of the sentence is dropped
+    assert second.relations == [(Span(0, 0, "Metric"), Span(2, 2, "Task"), "EVALUATE-FOR")]
 
 
 def test_webnlg_entries_and_mentions_as_the_text_spells_them():
