@@ -13,7 +13,7 @@ TOOLS := $(abspath .tools)
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean
+.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean
 
 install: $(STAMP)
 
@@ -47,6 +47,12 @@ kafka-down: install
 # Starts (or reuses) a broker, then runs the demo pipeline against it.
 run: kafka-up
 	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(KAFKA_PORT)} $(PY) -m devtools demo
+
+# `make run`, then `spanstream sink` stores the events in a private PostgreSQL (Debian's package,
+# removed at the end) and the demo queries the entities back from it.
+run-sink: kafka-up
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || $(MAKE) test-deps
+	KAFKA_BOOTSTRAP=$${KAFKA_BOOTSTRAP:-127.0.0.1:$(KAFKA_PORT)} $(PY) -m devtools demo --sink
 
 # System packages the suite drives for real: nginx (load-balancer test), Debian's Docker engine and
 # debootstrap and docker-compose (images are built and run; devtools/docker.py starts a private dockerd).

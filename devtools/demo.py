@@ -1,5 +1,7 @@
 """`python -m devtools demo` (what `make run` runs): a worker on the embedded model, real sentences in,
-entity events out — all through the broker at ``--bootstrap``."""
+entity events out — all through the broker at ``--bootstrap``. With ``--sink`` (`make run-sink`) a
+private PostgreSQL (``devtools.localpostgres``) and `spanstream sink` store those events, and the
+demo ends by querying the entities back from the database."""
 
 from __future__ import annotations
 
@@ -48,14 +50,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     p.add_argument("--model", type=Path, default=None, help="model folder (default: the embedded model)")
     p.add_argument("--http-port", type=int, default=6066)
+    p.add_argument("--sink", action="store_true",
+                   help="also store the events in a private PostgreSQL with `spanstream sink` and query them back")
     p.set_defaults(func=run)
 
 
-def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120, what: str = "worker") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with code {proc.returncode}")
+            raise RuntimeError(f"{what} exited with code {proc.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
                 if resp.status == 200:
@@ -63,7 +67,7 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None
         except OSError:
             pass
         time.sleep(0.5)
-    raise TimeoutError("worker did not become ready")
+    raise TimeoutError(f"{what} did not become ready")
 
 
 async def _produce_and_show(bootstrap: str, run_id: str, schema: bool) -> int:
@@ -105,6 +109,51 @@ async def _produce_and_show(bootstrap: str, run_id: str, schema: bool) -> int:
     return 0 if seen == expected else 1
 
 
+# The run's own events (its ids start with the run id): the broker may hold earlier demos' events.
+SINK_QUERIES = {
+    "entities per label": "SELECT x.label, count(*), string_agg(DISTINCT x.text, ', ') FROM spanstream_entities x "
+                          "JOIN spanstream_events e USING (source_topic, source_partition, source_offset) "
+                          "WHERE e.topic = %(topic)s AND e.event_id LIKE %(run)s GROUP BY 1 ORDER BY 2 DESC",
+    "people mentioned": "SELECT e.event_id, x.text, round(x.score::numeric, 2) FROM spanstream_entities x "
+                        "JOIN spanstream_events e USING (source_topic, source_partition, source_offset) "
+                        "WHERE e.topic = %(topic)s AND e.event_id LIKE %(run)s AND x.label = 'person' "
+                        "ORDER BY e.event_id",
+}
+
+
+def _start_sink(dsn: str, topics: list[str], bootstrap: str, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "stream", "sink", "--topics", ",".join(topics), "--bootstrap", bootstrap,
+           "--group-id", "spanstream-demo-sink", "--dead-letter-topic", TOPICS[2], "--http-port", str(port),
+           "--loglevel", os.environ.get("DEMO_SINK_LOGLEVEL", "warning")]
+    print(f"starting sink: {' '.join(cmd[2:])}", flush=True)
+    sink = subprocess.Popen(cmd, env={**os.environ, "SPANSTREAM_SINK_DSN": dsn, "SPANSTREAM_SINK_LINGER_MS": "100"})
+    _wait_ready(port, sink, what="sink")
+    return sink
+
+
+def _query_back(dsn: str, topic: str, run_id: str) -> int:
+    """Waits for the sink to store the run's entity events, then prints what the queries return."""
+    import psycopg
+
+    params = {"topic": topic, "run": f"{run_id}-%"}
+    deadline = time.monotonic() + 60
+    stored = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            stored = conn.execute("SELECT count(*) FROM spanstream_events WHERE topic = %(topic)s "
+                                  "AND event_id LIKE %(run)s", params).fetchone()[0]
+            if stored >= len(SAMPLE):
+                break
+            time.sleep(0.5)
+        print(f"\nPostgreSQL: {stored} of this run's {len(SAMPLE)} entity events stored from {topic} "
+              "(one row per input event)")
+        for title, sql in SINK_QUERIES.items():
+            print(f"\n  {title}:\n  {sql % {k: repr(v) for k, v in params.items()}}")
+            for row in conn.execute(sql, params):
+                print("    " + " | ".join(str(v) for v in row))
+    return 0 if stored == len(SAMPLE) else 1
+
+
 def run(args: argparse.Namespace) -> int:
     from stream.engine import default_model_path
     from stream.engine.gliner2.engine import is_gliner2_folder
@@ -127,20 +176,37 @@ def run(args: argparse.Namespace) -> int:
         config.write_text(text)
         cmd = [sys.executable, "-m", "stream", "worker", "--config", str(config), "--bootstrap", args.bootstrap,
                "--group-id", "spanstream-demo", "--http-port", str(args.http_port), "--data-dir", tmp,
-               "--loglevel", "warning"]
+               "--loglevel", os.environ.get("DEMO_SINK_LOGLEVEL", "warning")]
         if args.model:
             cmd += ["--model", str(args.model)]
         print(f"starting worker: {' '.join(cmd[2:])}", flush=True)
         worker = subprocess.Popen(cmd)
+        children = [worker]
+        database = None
         try:
+            if args.sink:
+                from devtools.localpostgres import LocalPostgres, scratch
+
+                database = LocalPostgres(scratch()).start()
+                print(f"PostgreSQL (Debian's package, private): {database.dsn}", flush=True)
+                sink_topics = [TOPICS[1]] + ([EXTRACT_TOPICS[1]] if schema else [])
+                children.append(_start_sink(database.dsn, sink_topics, args.bootstrap, args.http_port + 1))
             _wait_ready(args.http_port, worker)
             print(f"worker ready (metrics: http://127.0.0.1:{args.http_port}/metrics)", flush=True)
             code = asyncio.run(_produce_and_show(args.bootstrap, run_id, schema))
+            if database is not None:
+                code = _query_back(database.dsn, TOPICS[1], run_id) or code
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-    print("demo finished; worker stopped (SIGTERM, drained). Broker keeps running: `make kafka-down` stops it.")
+            for child in children:
+                child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(60)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            if database is not None:
+                database.remove()
+    stopped = "worker and sink stopped (SIGTERM, drained), PostgreSQL removed" if args.sink else \
+        "worker stopped (SIGTERM, drained)"
+    print(f"demo finished; {stopped}. Broker keeps running: `make kafka-down` stops it.")
     return code

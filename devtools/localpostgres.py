@@ -6,6 +6,10 @@ at the end. PostgreSQL refuses to run as root, so as root the cluster belongs to
     from devtools.localpostgres import LocalPostgres
     with LocalPostgres(folder) as pg:
         pg.dsn   # postgresql://spanstream@127.0.0.1:PORT/spanstream
+
+With ``tls=ServerTls(cert, key, ca)`` TCP clients must use TLS and present a certificate signed by
+``ca`` whose CN is the role (``hostssl … cert``; plaintext TCP is rejected); the admin tools here
+go through the Unix socket in the folder.
 """
 
 from __future__ import annotations
@@ -18,8 +22,15 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROLE = "spanstream"
+
+
+class ServerTls(NamedTuple):
+    cert: Path   # the server's certificate (PEM)
+    key: Path    # its private key (PEM)
+    ca: Path     # the CA that client certificates must chain to
 
 
 def binaries() -> Path:
@@ -49,8 +60,9 @@ def _free_port() -> int:
 class LocalPostgres:
     """``folder`` must be reachable by the ``postgres`` user when run as root (``scratch()`` makes one)."""
 
-    def __init__(self, folder: Path, port: int | None = None):
+    def __init__(self, folder: Path, port: int | None = None, tls: ServerTls | None = None):
         self.folder = Path(folder)
+        self.tls = tls
         self.data = self.folder / "data"
         self.port = port or _free_port()
         self.bin = binaries()
@@ -85,30 +97,50 @@ class LocalPostgres:
                                   preexec_fn=self._demote(), cwd="/")
             if done.returncode != 0:
                 raise RuntimeError(f"initdb failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
+            if self.tls is not None:
+                (self.data / "pg_hba.conf").write_text(
+                    "local all all trust\nhostssl all all 127.0.0.1/32 cert\nhostnossl all all 0.0.0.0/0 reject\n")
+
+    def _tls_options(self) -> list[str]:
+        """The server's key must be private to the server's user: copies owned by it, mode 0600."""
+        if self.tls is None:
+            return []
+        folder = self.folder / "server-tls"
+        folder.mkdir(exist_ok=True)
+        copies = {}
+        for name, src in self.tls._asdict().items():
+            dest = folder / f"{name}.pem"
+            shutil.copyfile(src, dest)
+            dest.chmod(0o600)
+            copies[name] = dest
+        self._own(folder)
+        return ["-c", "ssl=on", "-c", f"ssl_cert_file={copies['cert']}", "-c", f"ssl_key_file={copies['key']}",
+                "-c", f"ssl_ca_file={copies['ca']}"]
 
     def start(self, timeout: float = 30) -> "LocalPostgres":
         self.init()
         log = open(self.folder / "postgres.log", "ab")
         self.proc = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-             "-c", f"unix_socket_directories={self.folder}", "-c", "fsync=on", "-c", "max_connections=50"],
+             "-c", f"unix_socket_directories={self.folder}", "-c", "fsync=on", "-c", "max_connections=50",
+             *self._tls_options()],
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=self._demote(), cwd="/")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited with {self.proc.returncode}: {self.log_tail()}")
-            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+            ready = subprocess.run([str(self.bin / "pg_isready"), "-h", str(self.folder), "-p", str(self.port)],
                                    capture_output=True)
             if ready.returncode == 0:
                 break
             time.sleep(0.1)
         else:
             raise TimeoutError(f"postgres did not accept connections in {timeout} s: {self.log_tail()}")
-        created = subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE,
+        created = subprocess.run([str(self.bin / "psql"), "-h", str(self.folder), "-p", str(self.port), "-U", ROLE,
                                   "-d", "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{ROLE}'"],
                                  capture_output=True, text=True, check=True)
         if created.stdout.strip() != "1":
-            subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", ROLE, ROLE],
+            subprocess.run([str(self.bin / "createdb"), "-h", str(self.folder), "-p", str(self.port), "-U", ROLE, ROLE],
                            check=True, capture_output=True)
         return self
 

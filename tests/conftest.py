@@ -29,6 +29,7 @@ MODULE_MARKERS = {
     "tests/http/": ("process",),
     "tests/cli/": ("process",),
     "tests/sink/test_database.py": ("process",),
+    "tests/sink/test_database_tls.py": ("process",),
     "tests/sink/test_sink_faults.py": ("slow", "process"),
 }
 

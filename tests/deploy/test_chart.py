@@ -179,6 +179,24 @@ def test_sink_mode_wiring(tmp_path):
     assert objs["ScaledObject"]["spec"]["triggers"][0]["metadata"]["consumerGroup"] == "spanstream-sink"
 
 
+def test_sink_tls_files_are_mounted_for_the_dsn_to_name(tmp_path):
+    """sink.tlsSecretName mounts a CA and a client certificate where the documented DSN's
+    sslrootcert / sslcert / sslkey point, readable by the pod's group only (libpq accepts a
+    root-owned key with no world access)."""
+    values = {"mode": "sink", "sink": {"topics": ["entities"], "dsnSecretName": "pg", "tlsSecretName": "pg-tls"}}
+    pod = by_kind(render(tmp_path, values))["Deployment"]["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["sink-tls"] == {"name": "sink-tls", "mountPath": "/etc/spanstream/sink-tls", "readOnly": True}
+    volume = {v["name"]: v for v in pod["volumes"]}["sink-tls"]["secret"]
+    assert volume == {"secretName": "pg-tls", "defaultMode": 0o440}
+    values_doc = (ROOT / "helm" / "spanstream" / "values.yaml").read_text()
+    for name in ("sslrootcert=/etc/spanstream/sink-tls/ca.crt", "sslcert=/etc/spanstream/sink-tls/tls.crt",
+                 "sslkey=/etc/spanstream/sink-tls/tls.key"):
+        assert name in values_doc
+    without = by_kind(render(tmp_path, {"mode": "sink", "sink": {"topics": ["entities"], "dsnSecretName": "pg"}}))
+    assert "sink-tls" not in {v["name"] for v in without["Deployment"]["spec"]["template"]["spec"]["volumes"]}
+
+
 @pytest.mark.parametrize("values, needle", [
     ({"replicaCount": "two"}, "replicaCount"),
     ({"mode": "batch"}, "mode"),

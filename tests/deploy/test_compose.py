@@ -1,6 +1,6 @@
 """``docker/compose.yaml`` brought up as it is: Kafka built from the Maven jars, topic creation, two
-worker replicas, Prometheus scraping both; events produced with the ``produce`` tool come out of
-the ``tail`` tool with entities. The images are built first with ``--network host`` (this
+worker replicas, Prometheus scraping both, the sink into PostgreSQL; events produced with the
+``produce`` tool come out of the ``tail`` tool with entities and are stored once in PostgreSQL. The images are built first with ``--network host`` (this
 sandbox's daemon has no default bridge; compose's own network works), then ``up --no-build``.
 Needs Debian's ``docker-compose`` (``make test-deps`` installs it); nothing skips."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from tests.deploy.conftest import TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = {"spanstream-kafka:local": "docker/kafka.Dockerfile",
-          "spanstream-prometheus:local": "docker/prometheus.Dockerfile"}
+          "spanstream-prometheus:local": "docker/prometheus.Dockerfile",
+          "spanstream-postgres:local": "docker/postgres.Dockerfile"}
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +30,13 @@ def compose(docker, tmp_path_factory):
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose not found: make test-deps installs Debian's docker-compose"
     ensure_jars()
-    with open(tmp_path_factory.mktemp("compose") / "build.log", "wb") as log:
+    log_path = tmp_path_factory.mktemp("compose") / "build.log"
+    with open(log_path, "wb") as log:
         for tag, dockerfile in IMAGES.items():
-            dk.build_image(docker, tag, log, dockerfile)
+            try:
+                dk.build_image(docker, tag, log, dockerfile)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}:\n{log_path.read_text(errors='replace')[-4000:]}") from None
     docker.run("tag", TAG, "spanstream:local")
     project = f"ss{uuid.uuid4().hex[:8]}"
 
@@ -44,7 +50,13 @@ def compose(docker, tmp_path_factory):
         run("down", "-v", "--timeout", "30")
 
 
-def test_compose_stack_turns_produced_texts_into_entity_events_and_prometheus_scrapes_every_worker(compose, docker):
+def _sql(compose, query: str) -> str:
+    done = compose("exec", "-T", "postgres", "psql", "-U", "spanstream", "-tAc", query)
+    return done.stdout.decode().strip() if done.returncode == 0 else f"error: {done.stderr.decode().strip()}"
+
+
+def test_compose_stack_turns_produced_texts_into_entity_events_stored_once_in_postgres(compose, docker):
+    """...and Prometheus scrapes every worker; every service stops cleanly (exit 0)."""
     up = compose("up", "-d", "--no-build")
     assert up.returncode == 0, up.stderr.decode()
     texts = b"".join(json.dumps({"id": f"d{i}", "text": "Angela Merkel met Emmanuel Macron in Paris."}).encode()
@@ -66,8 +78,18 @@ def test_compose_stack_turns_produced_texts_into_entity_events_and_prometheus_sc
              "print(json.dumps(health))\n")
     scraped = compose("run", "--rm", "-T", "--entrypoint", "python", "produce", "-c", probe)
     assert json.loads(scraped.stdout.splitlines()[-1]) == ["up", "up"], scraped.stderr.decode()
+    stored = ""
+    for _ in range(60):  # the sink commits within its linger; allow for its start-up
+        stored = _sql(compose, "SELECT count(*), count(DISTINCT event_id) FROM spanstream_events")
+        if stored == "20|20":
+            break
+        time.sleep(1)
+    assert stored == "20|20", compose("logs", "--tail", "40", "sink").stdout.decode()
+    people = _sql(compose, "SELECT count(*) FROM spanstream_entities WHERE label = 'person' AND text = 'Angela Merkel'")
+    assert people == "20"
     stop = compose("stop", "--timeout", "60")
     assert stop.returncode == 0
-    workers = compose("ps", "-q", "worker").stdout.decode().split()
-    codes = [docker.run("inspect", "--format", "{{.State.ExitCode}}", c).stdout.strip() for c in workers]
-    assert codes == ["0", "0"], compose("logs", "--tail", "60", "worker").stdout.decode()[-6000:]  # drained on SIGTERM
+    for service, n in (("worker", 2), ("sink", 1)):
+        containers = compose("ps", "-q", service).stdout.decode().split()
+        codes = [docker.run("inspect", "--format", "{{.State.ExitCode}}", c).stdout.strip() for c in containers]
+        assert codes == ["0"] * n, compose("logs", "--tail", "60", service).stdout.decode()[-6000:]  # drained on SIGTERM

@@ -18,6 +18,7 @@ def lint(path: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("path", ["docker/Dockerfile", "docker/kafka.Dockerfile", "docker/prometheus.Dockerfile",
+                                  "docker/postgres.Dockerfile",
                                   "devtools/standin/python.Dockerfile"])
 def test_dockerfile_is_hadolint_clean(path):
     proc = lint(ROOT / path)

@@ -14,34 +14,13 @@ import orjson
 import pytest
 
 from devtools.localkafka import KafkaCluster, free_port
+from tests.certificates import make_certificates
 from tests.kafka_fixtures import create_topic
 from tests.worker_harness import ROOT, WorkerProc, consume, pipeline_toml, produce
 
 pytestmark = pytest.mark.kafka
 
 USER, PASSWORD = "alice", "alice-secret-7f3a"
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_certificates(d: Path) -> dict[str, Path]:
-    """A CA; a broker certificate for 127.0.0.1/localhost; a client certificate; all signed by the CA."""
-    d.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=spanstream-test-ca", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("broker", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={name}", cwd=d)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
-        _openssl("pkcs8", "-topk8", "-nocrypt", "-in", f"{name}.key", "-out", f"{name}.pk8", cwd=d)
-    # Kafka's PEM keystore: the PKCS#8 key followed by the certificate
-    (d / "broker-keystore.pem").write_bytes((d / "broker.pk8").read_bytes() + (d / "broker.pem").read_bytes())
-    return {"ca": d / "ca.pem", "client_cert": d / "client.pem", "client_key": d / "client.pk8",
-            "keystore": d / "broker-keystore.pem"}
 
 
 @pytest.fixture(scope="module")

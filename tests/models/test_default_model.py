@@ -78,3 +78,16 @@ def test_make_run_demo_shows_entities_flowing(kafka_bootstrap):
     assert proc.returncode == 0, out[-3000:] + proc.stderr.decode()[-3000:]
     # the entity pipeline's 10 events and, the default being a GLiNER2 model, the schema pipeline's 10
     assert out.count("→") == 20 and "(person" in out and "spanstream-demo-extractions" in out
+
+
+@pytest.mark.kafka
+def test_make_run_sink_demo_ends_with_its_entities_queried_back_from_postgres(kafka_bootstrap):
+    port = free_port()
+    proc = subprocess.run([sys.executable, "-m", "devtools", "demo", "--sink", "--bootstrap", kafka_bootstrap,
+                           "--http-port", str(port)], capture_output=True, timeout=300)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out[-3000:] + proc.stderr.decode()[-3000:]
+    assert "PostgreSQL: 10 of this run's 10 entity events stored" in out
+    people = out.split("people mentioned:")[1]
+    assert "Angela Merkel" in people and "Serena Williams" in people, people
+    assert "PostgreSQL removed" in out
