@@ -9,12 +9,12 @@ from stream import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stream.cli import config, export, extract, kafka_io, serve, sink, worker
+    from stream.cli import bench, config, export, extract, kafka_io, serve, sink, worker
 
     parser = argparse.ArgumentParser(prog="spanstream", description=__doc__)
     parser.add_argument("--version", action="version", version=f"spanstream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (worker, serve, sink, extract, export, kafka_io, config):
+    for module in (worker, serve, sink, extract, export, kafka_io, config, bench):
         module.add_parser(sub)
     return parser
 
