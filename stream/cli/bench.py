@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--seconds", type=float, default=20, help="throughput measurement")
     p.add_argument("--latency-seconds", type=float, default=10, help="each latency measurement")
+    p.add_argument("--latency-texts", type=int, default=100,
+                   help="each latency measurement lasts until at least this many texts have arrived")
     p.add_argument("--loads", default="0.5,0.8", help="offered rates for latency, as fractions of the measured rate")
     p.add_argument("--target-rate", type=float, default=None, help="events/s to plan replicas for")
     p.add_argument("--worker-efficiency", type=float, default=WORKER_EFFICIENCY)
@@ -108,7 +110,7 @@ async def _measure(queue, texts, asks, params, args: argparse.Namespace, threads
     latencies = []
     for load in (float(x) for x in args.loads.split(",") if x.strip()):
         latencies.append(await measure_latency(queue, texts, asks, params, rate=load * throughput.texts_per_s,
-                                               seconds=args.latency_seconds))
+                                               seconds=args.latency_seconds, min_texts=args.latency_texts))
     await queue.close()
     return {"throughput": throughput, "latencies": latencies}
 

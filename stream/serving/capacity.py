@@ -125,16 +125,17 @@ async def measure_throughput(queue: InferenceQueue, texts: list[str], labels: li
 
 
 async def measure_latency(queue: InferenceQueue, texts: list[str], labels: list[Any], params: list[Any], *,
-                          rate: float, seconds: float, seed: int = 0) -> Latency:
-    """Single-text requests arriving as a Poisson process at ``rate`` per second for ``seconds``;
-    each one's time from its scheduled arrival to its result (a late arrival counts its delay)."""
+                          rate: float, seconds: float, min_texts: int = 0, seed: int = 0) -> Latency:
+    """Single-text requests arriving as a Poisson process at ``rate`` per second for ``seconds``, or
+    longer until ``min_texts`` have arrived (a p99 needs a hundred or so); each one's time from its
+    scheduled arrival to its result (a late arrival counts its delay)."""
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
     start = loop.time()
     arrivals, t = [], 0.0
     while True:
         t += rng.expovariate(rate)
-        if t >= seconds:
+        if t >= seconds and len(arrivals) >= min_texts:
             break
         arrivals.append(t)
     times: list[float] = []

@@ -40,7 +40,7 @@ def test_percentile_is_the_nearest_rank():
 
 
 def _bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stream", "bench", "--seconds", "1", "--latency-seconds", "1",
+    return subprocess.run([sys.executable, "-m", "stream", "bench", "--seconds", "1", "--latency-seconds", "1", "--latency-texts", "0",
                            "--threads", "1", *args], capture_output=True, timeout=300)
 
 
@@ -55,7 +55,8 @@ def test_bench_measures_labels_and_schema_lines_and_plans_from_what_it_measured(
     r = json.loads(proc.stdout)
     assert r["family"] == "gliner2" and r["threads"] == 1 and r["texts"] == 2
     assert r["measured_texts"] > 0 and r["texts_per_s"] > 0
-    assert [x["offered_per_s"] for x in r["latency"]] == [round(f * r["texts_per_s"], 2) for f in (0.5, 0.8)]
+    assert [x["offered_per_s"] for x in r["latency"]] == pytest.approx([f * r["texts_per_s"] for f in (0.5, 0.8)],
+                                                                       abs=0.02)  # both rounded to 0.01
     assert all(x["texts"] > 0 and x["p50_ms"] <= x["p95_ms"] <= x["p99_ms"] for x in r["latency"])
     planned = r["texts_per_s"] * 0.87 * 0.8
     assert r["plan"]["replicas"] in {math.ceil(1000 / planned), math.ceil(1000 / planned) + 1}  # rounding of texts_per_s
@@ -79,3 +80,19 @@ def test_bench_refuses_a_schema_for_a_span_model_and_names_a_bad_line(tmp_path):
     bad.write_text('{"text": "fine"}\n{"txt": "no text"}\n')
     proc = _bench("--model", str(SPAN_MODEL), "--texts", str(bad))
     assert proc.returncode == 2 and f"{bad}:2: each line needs a string 'text'".encode() in proc.stderr
+
+
+def test_a_latency_window_lasts_until_enough_texts_have_arrived():
+    import asyncio
+
+    from stream.serving.capacity import measure_latency
+
+    class Instant:
+        async def submit(self, texts, labels, params):
+            return [None] * len(texts)
+
+    # 0.2 s at 50/s offers ~10 texts; the window must stretch until 40 have arrived
+    short = asyncio.run(measure_latency(Instant(), ["t"], [()], [None], rate=50, seconds=0.2, min_texts=40))
+    assert short.texts == 40
+    long = asyncio.run(measure_latency(Instant(), ["t"], [()], [None], rate=50, seconds=1.0, min_texts=5))
+    assert long.texts > 30  # the seconds bound the window when they give more
