@@ -156,7 +156,7 @@ def main() -> int:
         for variant in variants(name):
             for sample in args.samples:
                 r = bench(paths[name], variant, sample, args.threads)
-                results.append({"model": name, "sample": sample, **r})
+                results.append({**r, "size": name, "sample": sample})  # "model" is the engine's name
                 lines.append(row(name, r, sample))
                 print(lines[-1], flush=True)
     (OUT / "capacity.json").write_text(json.dumps(results, indent=1))
