@@ -5,6 +5,13 @@ Ack discipline: the agent takes records with ``noack_take`` and hands each batch
 only when every offset before it is acked. So batches overlap (take, inference and publishing run
 at once) while commits stay behind delivery. When the agent is stopped (SIGTERM) or its partitions
 are revoked, it first drains: every record it took is published and acked, then faust commits.
+
+Rebalances: faust's consumer forgets the acks of revoked partitions *before* it waits for the
+streams and commits (faust-streaming 0.11: ``Consumer.on_partitions_revoked`` pops ``_acked``,
+then calls the app's handler), so on its own every record acked since the last periodic commit
+is replayed after a rebalance. ``commit_before_revocation`` runs faust's own drain first —
+stop taking records, clear the buffers, wait until every record taken is acked, commit — while
+the acks are still known: a scale-up or scale-down replays nothing.
 """
 
 from __future__ import annotations
@@ -77,11 +84,40 @@ def build_app(settings: Settings, pipelines: list[StreamPipeline]):
         store="memory://",
         autodiscover=False,
     )
+    commit_before_revocation(app)
     for pipeline in pipelines:
         _register(app, pipeline)
     if pipelines:
         register_lag_gauge(app, pipelines[0].metrics)
     return app
+
+
+def commit_before_revocation(app) -> None:
+    """Make every consumer this app creates drain and commit when partitions are revoked, before
+    faust drops the revoked partitions' acks (see the module docstring)."""
+    new_consumer = app._new_consumer
+
+    def consumer_committing_before_revocation():
+        consumer = new_consumer()
+        faust_revoked = consumer.on_partitions_revoked
+
+        async def on_partitions_revoked(revoked) -> None:
+            assignment = consumer.assignment()
+            if assignment and not app.should_stop:
+                consumer.stop_flow()  # faust's own sequence (App._on_partitions_revoked), run earlier
+                app.flow_control.suspend()
+                consumer.pause_partitions(assignment)
+                app.flow_control.clear()
+                try:
+                    await consumer.wait_empty()  # every taken record acked, then committed
+                except Exception as exc:  # e.g. the generation already expired: Kafka redelivers
+                    log.warning("commit before revoking %d partitions failed: %r", len(revoked), exc)
+            await faust_revoked(revoked)
+
+        consumer.on_partitions_revoked = on_partitions_revoked
+        return consumer
+
+    app._new_consumer = consumer_committing_before_revocation
 
 
 def _register(app, pipeline: StreamPipeline) -> None:
