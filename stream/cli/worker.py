@@ -66,7 +66,8 @@ def consumer_ready(app) -> tuple[bool, str, dict]:
         assignment = app.consumer.assignment()
     except Exception as exc:  # consumer not started yet
         return False, f"consumer not running: {exc}", {"partitions": 0}
-    details = {"partitions": len(assignment), "rebalancing": bool(getattr(app, "rebalancing", False))}
+    details = {"partitions": len(assignment), "rebalancing": bool(getattr(app, "rebalancing", False)),
+               "rebalances": int(getattr(app, "rebalancing_count", 0))}  # since start, the first join included
     if details["rebalancing"]:
         return True, "consumer running; rebalancing", details
     if not assignment:

@@ -54,6 +54,18 @@ def prefetch_records(settings: Settings, pipelines: list[StreamPipeline]) -> int
     return max(1, settings.inflight_bytes // 2 // largest)
 
 
+def _identity(settings: Settings) -> dict:
+    """faust identifies a group member to its assignor by ``canonical_url`` (default: this host and
+    HTTP port) and asserts, on every assignment, that the URL inside equals its own. A static
+    member restarted within the session timeout is handed its previous assignment as stored,
+    carrying the previous process's URL; with another host name or port the assertion kills
+    aiokafka's coordinator task and the replica holds its partitions without consuming. With
+    static membership the member's identity is its ``group_instance_id``, so it is the URL too."""
+    if settings.group_instance_id is None:
+        return {}
+    return {"canonical_url": f"http://{settings.group_instance_id}"}
+
+
 def build_app(settings: Settings, pipelines: list[StreamPipeline]):
     import faust
 
@@ -83,6 +95,7 @@ def build_app(settings: Settings, pipelines: list[StreamPipeline]):
         datadir=str(settings.data_dir / settings.group_id),
         store="memory://",
         autodiscover=False,
+        **_identity(settings),
     )
     commit_before_revocation(app)
     for pipeline in pipelines:

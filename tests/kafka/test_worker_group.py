@@ -167,3 +167,67 @@ async def test_a_rebalance_under_a_steady_stream_loses_nothing_and_keeps_order(k
     assert acc.lost == 0 and acc.out_of_order == 0, acc
     assert acc.duplicates == 0, acc
     assert a.terminate() == 0 and b.terminate() == 0
+
+
+async def test_a_static_member_restarted_within_the_session_timeout_causes_no_rebalance(kafka_bootstrap, topic_factory,
+                                                                                        worker_factory):
+    """Static membership (``group_instance_id``, the pod name in the chart): a replica stopped and
+    started again with the same id within the session timeout gets its partitions back without a
+    rebalance — the other replica keeps its partitions and never stops consuming — and nothing is
+    lost or replayed. The other replica's rate over the restart is printed. The restarted process
+    listens on another HTTP port, as a replica on another host would: faust's assignor compared
+    the stored assignment's URL with its own, and the restarted replica hung holding its
+    partitions without consuming until the old session expired and the group rebalanced."""
+    from tests.kafka.test_faults import Stream, account
+
+    inp, out, dlq = await _topics(topic_factory, 4)
+    config = pipeline_toml("static", inp, out, dlq, max_events=8)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    env = {"SPANSTREAM_SESSION_TIMEOUT_S": "45", "SPANSTREAM_HEARTBEAT_INTERVAL_S": "1"}
+    a = worker_factory(config, group, env={**env, "SPANSTREAM_GROUP_INSTANCE_ID": "replica-a"})
+    b = worker_factory(config, group, env={**env, "SPANSTREAM_GROUP_INSTANCE_ID": "replica-b"})
+    a.wait_ready(), b.wait_ready()
+
+    def readyz(w) -> dict:
+        return json.loads(w.http("/readyz")[1])
+
+    deadline = time.monotonic() + 90  # both joined and settled: two members, every partition owned
+    while time.monotonic() < deadline and not (a.partitions() + b.partitions() == 4 and a.partitions()
+                                               and not readyz(a)["rebalancing"] and not readyz(b)["rebalancing"]):
+        await asyncio.sleep(0.5)
+    stream = Stream(kafka_bootstrap, inp, per_tick=10, tick=0.1)
+    await asyncio.sleep(3)
+    before = readyz(a)
+    owned_by_b = b.partitions()
+    assert b.terminate() == 0, b.tail()
+    b2 = worker_factory(config, group, env={**env, "SPANSTREAM_GROUP_INSTANCE_ID": "replica-b"})
+    rates, last, started = [], a.metric("spanstream_events_consumed_total"), time.monotonic()
+    while time.monotonic() - started < 40 and not (b2.proc.poll() is None and _ready(b2) and b2.partitions()
+                                                   and b2.metric("spanstream_events_consumed_total") >= 20):
+        await asyncio.sleep(1)
+        now = a.metric("spanstream_events_consumed_total")
+        rates.append(now - last)
+        last = now
+    took = time.monotonic() - started
+    await asyncio.sleep(2)
+    after = readyz(a)
+    coords = await stream.stop()
+    records = await consume(kafka_bootstrap, [out, dlq], len(coords), timeout=120,
+                            until=lambda recs: set(_sources(recs)) >= set(coords))
+    acc = account(coords, records)
+    print(f"STATIC RESTART: replica b back with {b2.partitions()} partitions {took:.1f} s after its SIGTERM; "
+          f"replica a's rebalances {before['rebalances']} -> {after['rebalances']}, partitions "
+          f"{before['partitions']} -> {after['partitions']}, events/s each second meanwhile {rates}; "
+          f"{acc.inputs} events, lost {acc.lost}, duplicated {acc.duplicates}")
+    assert b2.partitions() == owned_by_b
+    assert after["rebalances"] == before["rebalances"] and after["partitions"] == before["partitions"]
+    assert min(rates) > 0, rates  # replica a never paused
+    assert acc.lost == 0 and acc.duplicates == 0 and acc.out_of_order == 0, acc
+    assert a.terminate() == 0 and b2.terminate() == 0
+
+
+def _ready(w) -> bool:
+    try:
+        return w.http("/readyz")[0] == 200
+    except OSError:
+        return False
