@@ -150,23 +150,74 @@ async def test_a_rebalance_under_a_steady_stream_loses_nothing_and_keeps_order(k
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and a.metric("spanstream_events_consumed_total") < 50:
         await asyncio.sleep(0.2)
+    rates = _GroupRate([a])
     b = worker_factory(config, group, env=in_flight)
     b.wait_ready()
-    deadline = time.monotonic() + 90  # the stream flows until the newcomer owns partitions and works
+    rates.workers.append(b)
+    joined = time.monotonic()
+    deadline = joined + 90  # the stream flows until the newcomer owns partitions and works
     while time.monotonic() < deadline and not (b.partitions() and b.metric("spanstream_events_consumed_total") >= 20):
         await asyncio.sleep(0.2)
+    join_s = time.monotonic() - joined
     await asyncio.sleep(2)
+    consumed = [a.metric("spanstream_events_consumed_total"), b.metric("spanstream_events_consumed_total")]
+    during_join = rates.since(joined)
+    left = time.monotonic()
+    assert b.terminate() == 0, b.tail()  # and a replica leaves: SIGTERM drains, commits and leaves the group
+    rates.workers.remove(b)
+    deadline = left + 90
+    while time.monotonic() < deadline and a.partitions() < 4:
+        await asyncio.sleep(0.2)
+    leave_s = time.monotonic() - left
+    await asyncio.sleep(2)
+    during_leave = rates.since(left)
+    rates.stop()
     coords = await stream.stop()
     records = await consume(kafka_bootstrap, [out, dlq], len(coords), timeout=120,
                             until=lambda recs: set(_sources(recs)) >= set(coords))
     acc = account(coords, records)
-    consumed = [a.metric("spanstream_events_consumed_total"), b.metric("spanstream_events_consumed_total")]
     print(f"REBALANCE: {acc.inputs} events, lost {acc.lost}, duplicated {acc.duplicates}, out of order "
-          f"{acc.out_of_order}; first replica took {consumed[0]:.0f}, newcomer {consumed[1]:.0f}")
+          f"{acc.out_of_order}; first replica took {consumed[0]:.0f}, newcomer {consumed[1]:.0f}; join: newcomer "
+          f"working {join_s:.1f} s after it was ready, events/s each second {during_join}; leave: the first "
+          f"replica owned every partition {leave_s:.1f} s after the SIGTERM, events/s each second {during_leave} "
+          f"(offered 200/s)")
     assert consumed[1] >= 20, "the newcomer never got partitions"
+    assert a.partitions() == 4, "the leaver's partitions never came back"
     assert acc.lost == 0 and acc.out_of_order == 0, acc
     assert acc.duplicates == 0, acc
-    assert a.terminate() == 0 and b.terminate() == 0
+    assert a.terminate() == 0
+
+
+class _GroupRate:
+    """Events consumed by the group's live workers, sampled each second in a background thread."""
+
+    def __init__(self, workers: list) -> None:
+        import threading
+
+        self.workers = workers
+        self.samples: list[tuple[float, dict]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            counts = {}
+            for w in list(self.workers):
+                try:
+                    counts[w.port] = w.metric("spanstream_events_consumed_total")
+                except Exception:  # stopping
+                    pass
+            self.samples.append((time.monotonic(), counts))
+
+    def since(self, t0: float) -> list[int]:
+        """Events/s of each second from ``t0``, summed over the workers seen at both ends of it."""
+        points = [c for t, c in self.samples if t >= t0 - 1.0]
+        return [int(sum(c1[k] - c0[k] for k in c0.keys() & c1.keys())) for c0, c1 in zip(points, points[1:])]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 async def test_a_static_member_restarted_within_the_session_timeout_causes_no_rebalance(kafka_bootstrap, topic_factory,
