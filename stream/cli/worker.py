@@ -62,12 +62,15 @@ def consumer_ready(app) -> tuple[bool, str, dict]:
     """Ready once the consumer runs: HTTP never depends on owning a partition. A replica beyond
     the partition count, or one in a rebalance, still serves ``/v1/extract`` (and making it
     unready would stall rollouts and node drains behind the PDB). The body says what it owns."""
+    from stream.kafka.coordination import coordinating
+
     try:
         assignment = app.consumer.assignment()
     except Exception as exc:  # consumer not started yet
         return False, f"consumer not running: {exc}", {"partitions": 0}
     details = {"partitions": len(assignment), "rebalancing": bool(getattr(app, "rebalancing", False)),
-               "rebalances": int(getattr(app, "rebalancing_count", 0))}  # since start, the first join included
+               "rebalances": int(getattr(app, "rebalancing_count", 0)),  # since start, the first join included
+               "coordinating": coordinating(app.consumer)}  # the group protocol's task runs (else the replica exits)
     if details["rebalancing"]:
         return True, "consumer running; rebalancing", details
     if not assignment:
@@ -98,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
     class SpanstreamWorker(Worker):
+        async def on_start(self) -> None:
+            await super().on_start()
+            from stream.kafka.coordination import watch_coordination
+
+            self.add_future(watch_coordination(app))  # a replica whose group coordination died exits
+
         def _on_sigterm(self) -> None:
             if runtime.api is not None:
                 runtime.api.draining = True  # /readyz → 503 while in-flight batches drain
