@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from stream.cli.kafka_io import create_topics, format_event
+from stream.serving.sample_texts import SENTENCES
 
 TOPICS = ("spanstream-demo-texts", "spanstream-demo-entities", "spanstream-demo-dead-letters")
 LABELS = ["person", "organization", "location", "date"]
@@ -31,18 +32,7 @@ SCHEMA = {"entities": LABELS,
           "structures": {"fact": {"fields": ["subject::str", "object::str"]}},
           "relations": ["employer", "member of sports team", "award received"]}
 
-SAMPLE = [
-    "Angela Merkel met Emmanuel Macron in Paris on Tuesday to discuss the European Union budget.",
-    "Apple opened a new office in Austin, Texas, hiring 500 engineers from Google and Microsoft.",
-    "The Nile flows through Egypt and Sudan before reaching the Mediterranean Sea.",
-    "Serena Williams won her first Wimbledon title in 2002, beating her sister Venus.",
-    "The World Health Organization warned on Monday that measles cases rose across Europe.",
-    "Toyota recalled a million cars sold in Japan and Canada between 2018 and 2020.",
-    "Marie Curie was awarded the Nobel Prize in Physics in 1903 together with Pierre Curie.",
-    "NASA's Perseverance rover landed in Jezero Crater on Mars in February 2021.",
-    "Microsoft completed its acquisition of Activision Blizzard in October 2023.",
-    "Lionel Messi joined Inter Miami after two seasons with Paris Saint-Germain.",
-]
+SAMPLE = list(SENTENCES[:10])  # the first sentences of spanstream bench's built-in sample
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

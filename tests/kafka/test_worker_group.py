@@ -137,7 +137,7 @@ async def test_a_rebalance_under_a_steady_stream_loses_nothing_and_keeps_order(k
     every record it took be published and acked, and commits before faust forgets the revoked
     partitions' acks (faust alone dropped them and replayed every record acked since the last
     periodic commit: with the interval at 30 s, hundreds)."""
-    from tests.kafka.test_faults import Stream, account
+    from tests.kafka.test_faults import Stream
 
     inp, out, dlq = await _topics(topic_factory, 4)
     config = pipeline_toml("rebalance", inp, out, dlq, max_events=8)
@@ -172,10 +172,7 @@ async def test_a_rebalance_under_a_steady_stream_loses_nothing_and_keeps_order(k
     await asyncio.sleep(2)
     during_leave = rates.since(left)
     rates.stop()
-    coords = await stream.stop()
-    records = await consume(kafka_bootstrap, [out, dlq], len(coords), timeout=120,
-                            until=lambda recs: set(_sources(recs)) >= set(coords))
-    acc = account(coords, records)
+    acc = await _stop_and_account(stream, kafka_bootstrap, [out, dlq])
     print(f"REBALANCE: {acc.inputs} events, lost {acc.lost}, duplicated {acc.duplicates}, out of order "
           f"{acc.out_of_order}; first replica took {consumed[0]:.0f}, newcomer {consumed[1]:.0f}; join: newcomer "
           f"working {join_s:.1f} s after it was ready, events/s each second {during_join}; leave: the first "
@@ -186,6 +183,16 @@ async def test_a_rebalance_under_a_steady_stream_loses_nothing_and_keeps_order(k
     assert acc.lost == 0 and acc.out_of_order == 0, acc
     assert acc.duplicates == 0, acc
     assert a.terminate() == 0
+
+
+async def _stop_and_account(stream, bootstrap: str, topics: list[str]):
+    """Stop the steady stream, read every output and dead letter back, and account for them."""
+    from tests.kafka.test_faults import account
+
+    coords = await stream.stop()
+    records = await consume(bootstrap, topics, len(coords), timeout=120,
+                            until=lambda recs: set(_sources(recs)) >= set(coords))
+    return account(coords, records)
 
 
 class _GroupRate:
@@ -229,7 +236,7 @@ async def test_a_static_member_restarted_within_the_session_timeout_causes_no_re
     listens on another HTTP port, as a replica on another host would: faust's assignor compared
     the stored assignment's URL with its own, and the restarted replica hung holding its
     partitions without consuming until the old session expired and the group rebalanced."""
-    from tests.kafka.test_faults import Stream, account
+    from tests.kafka.test_faults import Stream
 
     inp, out, dlq = await _topics(topic_factory, 4)
     config = pipeline_toml("static", inp, out, dlq, max_events=8)
@@ -263,10 +270,7 @@ async def test_a_static_member_restarted_within_the_session_timeout_causes_no_re
     took = time.monotonic() - started
     await asyncio.sleep(2)
     after = readyz(a)
-    coords = await stream.stop()
-    records = await consume(kafka_bootstrap, [out, dlq], len(coords), timeout=120,
-                            until=lambda recs: set(_sources(recs)) >= set(coords))
-    acc = account(coords, records)
+    acc = await _stop_and_account(stream, kafka_bootstrap, [out, dlq])
     print(f"STATIC RESTART: replica b back with {b2.partitions()} partitions {took:.1f} s after its SIGTERM; "
           f"replica a's rebalances {before['rebalances']} -> {after['rebalances']}, partitions "
           f"{before['partitions']} -> {after['partitions']}, events/s each second meanwhile {rates}; "
