@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from models.gliner2_recipe.mix import build
-from models.gliner2_recipe.train import train
+from models.gliner2_recipe.train import steps_setting, train
 
 HERE = Path(__file__).resolve().parent
 DEST = HERE.parent / "spanstream-minilm-gliner2"
@@ -20,7 +20,7 @@ DEST = HERE.parent / "spanstream-minilm-gliner2"
 
 def main() -> int:
     work = Path(os.environ.get("RECIPE_WORK", HERE / "work"))
-    steps = int(os.environ.get("RECIPE_STEPS", "5600"))
+    steps = steps_setting()
     if not (work / "train.jsonl").exists():
         print(json.dumps(build(work), indent=1))
     final = train(work, work / "train.jsonl", steps)

@@ -160,7 +160,9 @@ def main(argv: list[str]) -> int:
     work = Path(os.environ.get("RECIPE_WORK", HERE / "work"))
     report = json.loads((folder / "eval.json").read_text())
     build = json.loads((work / "build.json").read_text())
-    steps = int(os.environ.get("RECIPE_STEPS", "5600"))
+    from models.gliner2_recipe.train import steps_setting
+
+    steps = steps_setting()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     (folder / "EVAL.md").write_text("# Evaluation tables\n\nProduced by `make eval-model` "
                                     f"(commit `{commit}`).\n\n" + eval_tables(report))

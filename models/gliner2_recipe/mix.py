@@ -381,10 +381,12 @@ def build(work: Path, limits: dict[str, int] | None = None) -> dict:
     # text), WebNLG on (15 categories, its relation types); see EXPERIMENTS.md.
     # Session 14: science and biomedical NER, Few-TK and SciERC (the concept types CrossNER's AI and
     # science domains ask for) in place of part of the four-type and relation rows.
-    limits = {"conll2003": 1000, "wikiann": 800, "wikineural_val": 1600, "wikineural_test": 1600,
+    # Session 18: both — session 12's four-type, relation and WebNLG rows back (their cut cost
+    # coarse-type quality) beside session 14's concept-type corpora, and more steps to see them.
+    limits = {"conll2003": 1500, "wikiann": 1200, "wikineural_val": 2500, "wikineural_test": 2500,
               "wikigold": 1000, "bionlp13cg": 2000, "bc5cdr": 1200, "jnlpba": 800, "bionlp11id": 500,
               "ncbi_disease": 500, "linnaeus": 400, "fewtk": 5000, "scierc": 3000,
-              "legacy": 20000, "relations": 5000, "webnlg": 5000, "emotion": 2000, "ag_news": 600,
+              "legacy": 20000, "relations": 6000, "webnlg": 6000, "emotion": 2000, "ag_news": 600,
               **(limits or {})}
     rng = random.Random(SEED)
     work.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SEED = 20261203
 STATE = "state.pt"
+DEFAULT_STEPS = 6400  # RECIPE_STEPS overrides
+
+
+def steps_setting() -> int:
+    return int(os.environ.get("RECIPE_STEPS", DEFAULT_STEPS))
 
 
 def base_model():

@@ -10,10 +10,6 @@ pipeline's ``fatal`` (nothing more is acked or committed; Kafka redelivers what 
 
 from __future__ import annotations
 
-import logging
-
-log = logging.getLogger(__name__)
-
 
 def _coordination_task(consumer):
     aiokafka_consumer = getattr(getattr(consumer, "_thread", None), "_consumer", None)

@@ -38,11 +38,6 @@ class Throughput:
         return self.texts / self.seconds
 
     @property
-    def texts_per_cpu_s(self) -> float:
-        "Texts per second of one core kept busy (process CPU time: inference, tokenizer and event loop)."
-        return self.texts / self.cpu_seconds if self.cpu_seconds > 0 else math.inf
-
-    @property
     def cpu_ms_per_text(self) -> float:
         return 1000 * self.cpu_seconds / self.texts
 
@@ -92,10 +87,6 @@ def plan(target_per_s: float, measured_per_s: float, cpu_per_replica: int, *,
     return Plan(target_per_s, per_replica, replicas, cpu_per_replica, replicas)
 
 
-def _process_cpu() -> float:
-    return time.process_time()
-
-
 async def measure_throughput(queue: InferenceQueue, texts: list[str], labels: list[Any], params: list[Any], *,
                              seconds: float, request_texts: int = 32, in_flight: int = 4,
                              threads: int = 1) -> Throughput:
@@ -119,9 +110,9 @@ async def measure_throughput(queue: InferenceQueue, texts: list[str], labels: li
             done += len(outcomes)
             failed += sum(o.error is not None for o in outcomes)
 
-    wall, cpu = time.perf_counter(), _process_cpu()
+    wall, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(in_flight)))
-    return Throughput(done, time.perf_counter() - wall, _process_cpu() - cpu, threads, failed)
+    return Throughput(done, time.perf_counter() - wall, time.process_time() - cpu, threads, failed)
 
 
 async def measure_latency(queue: InferenceQueue, texts: list[str], labels: list[Any], params: list[Any], *,

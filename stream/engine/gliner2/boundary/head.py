@@ -40,16 +40,17 @@ class HeadSettings(NamedTuple):
     relation_temperature: float = 1.0
     enable_records: bool = True
     record_temperature: float = 1.0
+    enable_span_content: bool = False  # the weights say whether the smooth-maximum pool is on
+    directional_relation_states: bool = False
+    relation_biaffine_content: bool = False
 
 
 UNSUPPORTED = {
     # key: (the value this port computes, why another is refused)
     "candidate_pool": ("shared", "the per-query proposer path is not ported yet"),
-    "enable_span_content": (False, "span content features are not ported yet"),
-    "boundary_top_k_alpha": (0.0, "length-adaptive boundary budgets are not ported yet"),
-    "directional_relation_states": (False, "directional relation query states are not ported yet"),
-    "relation_biaffine_content": (False, "biaffine relation content features are not ported yet"),
 }
+# Read by the per-query proposer only (``boundary_top_k_alpha``, ``bidirectional_proposals`` …):
+# gliner2 ignores them with the shared pool, and so does this port.
 
 
 def settings_from_config(raw: Mapping[str, Any], where: str = "config.json boundary_head",
@@ -95,7 +96,8 @@ def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarr
                       injected=(spans, legal))
     inside = marg.inside_prefix if settings.use_inside_evidence else None
     logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
-                           lengths, w, settings.candidate_attention_heads, inside_prefix_mean=marg.inside_prefix_mean)
+                           lengths, w, settings.candidate_attention_heads, inside_prefix_mean=marg.inside_prefix_mean,
+                           tokens=tokens, token_mask=token_mask)
     match = (spans[:, :, None, :] == pool.indices[:, None, :, :]).all(-1) & pool.mask[:, None, :]  # [B, K, C]
     if (legal & ~match.any(-1)).any():
         raise ValueError(f"explicit spans exceed the shared candidate pool (pool_size={settings.pool_size})")
@@ -116,7 +118,7 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
     inside = marg.inside_prefix if settings.use_inside_evidence else None
     logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
                            token_mask.sum(1), w, settings.candidate_attention_heads,
-                           inside_prefix_mean=marg.inside_prefix_mean)
+                           inside_prefix_mean=marg.inside_prefix_mean, tokens=tokens, token_mask=token_mask)
     states = None
     if "candidate_encoder.weight" in w:
         ends = np.concatenate([gather_rows(enc.states, pool.indices[..., 0]),

@@ -69,10 +69,20 @@ class BoundaryModel:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{path}: cannot read the head weights: {exc}") from exc
         model = cls(weights, settings)
-        for key in ("boundary_encoder.left_projection.weight", "shared_pool_builder.start_projection.weight",
-                    "shared_pool_scorer.film.weight"):
-            if key not in model.w:
-                raise ModelLoadError(f"{path}: missing head weight boundary_head.{key}")
+        required = ["boundary_encoder.left_projection.weight", "shared_pool_builder.start_projection.weight",
+                    "shared_pool_scorer.film.weight"]
+        if settings.enable_span_content:
+            required += ["shared_pool_scorer.content_pooler.value_projection.weight",
+                         "shared_pool_scorer.content_projection.weight"]
+        elif "shared_pool_scorer.content_pooler.value_projection.weight" in model.w:
+            raise ModelLoadError(f"{path}: the head has span content weights but boundary_head.enable_span_content "
+                                 "is not true")
+        if settings.enable_relations and settings.relation_biaffine_content:
+            required += ["relation_scorer.head_content_projection.weight", "relation_scorer.content_linear.weight"]
+        for key in required:
+            if key not in model.w and key not in model.mlps:
+                name = key if key.startswith("relation_scorer.") else f"boundary_head.{key}"
+                raise ModelLoadError(f"{path}: missing head weight {name}")
         return model
 
     def score_rows(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray]) -> list[RowScores]:
@@ -130,9 +140,11 @@ class BoundaryModel:
         return BoundaryScores(row.spans, probs.astype(np.float32), null, counts, self.settings, explicit)
 
     def relation(self, row: "RowScores", q: int, tokens: np.ndarray, queries: np.ndarray) -> RelationPairs:
-        """A relation task's pairs: its head and tail role queries are ``q`` and ``q + 1``."""
-        return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens,
-                              queries[q:q + 2].mean(0), self.mlps, self.settings)
+        """A relation task's pairs: its head and tail role queries are ``q`` and ``q + 1``; the
+        relation's state is their mean, or both side by side (``directional_relation_states``)."""
+        roles = queries[q:q + 2]
+        state = roles.reshape(-1) if self.settings.directional_relation_states else roles.mean(0)
+        return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens, state, self.mlps, self.settings)
 
     def record_logits(self, group: RecordGroup, row: RowScores, queries: np.ndarray) -> GroupLogits:
         """The record head's logits for one structure with a ``mode`` over the row's pool."""

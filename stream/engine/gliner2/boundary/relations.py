@@ -5,7 +5,9 @@ _decode_relations`` / ``_deduplicate_relation_edges``), inference only, in numpy
 Per relation type: the top head-role and tail-role candidates of the shared pool (by
 probability, ties by position), their capped cross product (pairs of one span with itself
 dropped), each pair scored by the relation MLP over the four endpoint word states, the
-relation's query state (the mean of its head and tail role markers), their order and distance.
+relation's query state (the mean of its head and tail role markers, or both side by side with
+``directional_relation_states``), their order and distance; with ``relation_biaffine_content``,
+plus a gated biaffine and a linear term over the mean word state of the head and of the tail.
 
 One deliberate difference: gliner2 divides the head–tail distance by the *padded* length of the
 batch, so a relation's score depends on which texts share its batch; spanstream divides by the
@@ -73,10 +75,33 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
                             np.broadcast_to(relation_query, (len(keep), relation_query.shape[-1])),
                             np.sign(delta)[:, None], (np.abs(delta) / np.float32(max(n, 1)))[:, None]], -1)
     logits = linear(gelu(linear(feats, w, "relation_scorer.mlp.0")), w, "relation_scorer.mlp.3")[:, 0]
+    if "relation_scorer.head_content_projection.weight" in w:
+        logits = logits + _biaffine_content(states, head, tail, relation_query, w)
     with np.errstate(over="ignore"):
         prob = 1.0 / (1.0 + np.exp(-logits / np.float32(s.relation_temperature)))
     return RelationPairs(head, tail, hp_all[h_idx].astype(np.float32), tp_all[t_idx].astype(np.float32),
                          prob.astype(np.float32))
+
+
+def _biaffine_content(states: np.ndarray, head: np.ndarray, tail: np.ndarray, relation_query: np.ndarray,
+                      w: Weights) -> np.ndarray:
+    """``SparseRelationScorer``'s ``use_biaffine_content`` term: the head's and the tail's mean
+    word state, projected; their product gated by the relation state, over sqrt(H); plus a linear
+    score of both and the relation state."""
+    n, h = states.shape
+    prefix = np.concatenate([np.zeros((1, h), np.float32), np.cumsum(states, 0, dtype=np.float32)])
+
+    def mean(spans: np.ndarray) -> np.ndarray:
+        start, end = np.clip(spans[:, 0], 0, n), np.clip(spans[:, 1], 0, n)
+        return (prefix[end] - prefix[start]) / np.maximum(spans[:, 1] - spans[:, 0], 1).astype(np.float32)[:, None]
+
+    head_content = linear(mean(head), w, "relation_scorer.head_content_projection")
+    tail_content = linear(mean(tail), w, "relation_scorer.tail_content_projection")
+    rel = np.broadcast_to(relation_query, (len(head), relation_query.shape[-1]))
+    gate = 1.0 / (1.0 + np.exp(-linear(rel, w, "relation_scorer.relation_content_gate")))
+    biaffine = (head_content * gate * tail_content).sum(-1) / np.float32(h ** 0.5)
+    lin = linear(np.concatenate([head_content, tail_content, rel], -1), w, "relation_scorer.content_linear")[:, 0]
+    return (biaffine + lin).astype(np.float32)
 
 
 def deduplicate_edges(edges: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Scores of every pool candidate for every query (gliner2 2.1.0 ``models/boundary/pool.py``
 ``SharedPoolScorer``, ``OverlapBiasedCandidateAttention``, ``EvidenceConditionedQueryAttention``),
-inference only, in numpy. Span content features (``enable_span_content``) are not ported: the
-loader refuses checkpoints that enable them."""
+inference only, in numpy, with the optional span content features (``enable_span_content``:
+``models/boundary/content.py`` ``SpanContentPooler``, mean and smooth-maximum pooling of the
+tokens a candidate covers)."""
 
 from __future__ import annotations
 
@@ -99,12 +100,43 @@ def _query_attention(query: np.ndarray, evidence: np.ndarray, query_mask: np.nda
     return states * query_mask[..., None]
 
 
+_LSE_FLOOR = np.float32(np.finfo(np.float32).min / 4.0)
+
+
+def span_content(tokens: np.ndarray, token_mask: np.ndarray, starts: np.ndarray, ends: np.ndarray, w: Weights,
+                 name: str) -> np.ndarray:
+    """``SpanContentPooler`` (eval): the mean of the projected token states over ``[start, end)``
+    from prefix sums, and, when the checkpoint has the smooth-maximum pool (its LayerNorm is twice
+    the projection's width), their log-sum-exp over the span from log-cumulative-sum-exp prefixes;
+    then LayerNorm. ``[B, C, content]``."""
+    values = linear(tokens, w, f"{name}.value_projection") * token_mask[..., None].astype(np.float32)
+    b, _, d = values.shape
+    mean_prefix = np.concatenate([np.zeros((b, 1, d), np.float32), np.cumsum(values, 1, dtype=np.float32)], 1)
+    length = np.maximum(ends - starts, 1).astype(np.float32)[..., None]
+    pooled = (gather_rows(mean_prefix, ends) - gather_rows(mean_prefix, starts)) / length
+    if w[f"{name}.layer_norm.weight"].shape[0] == 2 * d:  # content_soft_max_pool
+        masked = np.where(token_mask[..., None], values, _LSE_FLOOR)
+        lse_prefix = np.concatenate([np.full((b, 1, d), _LSE_FLOOR), np.logaddexp.accumulate(masked, 1)], 1)
+        lse_end, lse_start = gather_rows(lse_prefix, ends), gather_rows(lse_prefix, starts)
+        delta = np.minimum(lse_start - lse_end, np.float32(-1e-6))
+        with np.errstate(over="ignore", invalid="ignore"):
+            soft_max = lse_end + np.log1p(-np.exp(delta))
+        soft_max = np.nan_to_num(soft_max, nan=0.0, neginf=0.0, posinf=0.0)
+        pooled = np.concatenate([pooled, soft_max.astype(np.float32)], -1)
+        # A padding candidate (0, 0) reads the floor, -8.5e37: float32 sums of such values overflow
+        # (torch's Welford LayerNorm does not); in float64 they stay finite, and are masked after.
+        return layer_norm(pooled.astype(np.float64), w, f"{name}.layer_norm").astype(np.float32)
+    return layer_norm(pooled, w, f"{name}.layer_norm")
+
+
 def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, pool: Pool,
                start_logits: np.ndarray, end_logits: np.ndarray, inside_prefix: np.ndarray | None,
                text_lengths: np.ndarray, w: Weights, heads: int, inside_prefix_mean: np.ndarray | None = None,
-               prefix: str = "shared_pool_scorer") -> tuple[np.ndarray, np.ndarray]:
-    """``SharedPoolScorer.forward`` (eval, no span content): ``[B, C, Q]`` pair logits (masked
-    with gliner2's sentinel) and the ``[B, C, p]`` candidate states."""
+               prefix: str = "shared_pool_scorer", tokens: np.ndarray | None = None,
+               token_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``SharedPoolScorer.forward`` (eval): ``[B, C, Q]`` pair logits (masked with gliner2's
+    sentinel) and the ``[B, C, p]`` candidate states. The span content features need the text's
+    token states (``tokens``, ``token_mask``) when the checkpoint has them."""
     starts, ends = pool.indices[..., 0], pool.indices[..., 1]
     start_rep = gather_rows(linear(boundary_states, w, f"{prefix}.start_projection"), starts)
     end_rep = gather_rows(linear(boundary_states, w, f"{prefix}.end_projection"), ends)
@@ -113,6 +145,11 @@ def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.
     features = np.stack([np.log1p(length), length / tl, 1.0 / np.sqrt(length)], -1).astype(np.float32)
     candidate = (start_rep + end_rep + linear(features, w, f"{prefix}.length_projection")
                  + linear(pool.compat_logits[..., None], w, f"{prefix}.prior_projection"))
+    if f"{prefix}.content_pooler.value_projection.weight" in w:
+        if tokens is None or token_mask is None:
+            raise ValueError("this checkpoint's span content features need the token states")
+        content = span_content(tokens, token_mask, starts, ends, w, f"{prefix}.content_pooler")
+        candidate = candidate + linear(content, w, f"{prefix}.content_projection")
     candidate = layer_norm(candidate, w, f"{prefix}.candidate_norm") * pool.mask[..., None]
     buckets = overlap_buckets(pool.indices)
     for i in range(layers(w, f"{prefix}.candidate_layers")):
