@@ -97,8 +97,8 @@ def _biaffine_content(states: np.ndarray, head: np.ndarray, tail: np.ndarray, re
 
     head_content = linear(mean(head), w, "relation_scorer.head_content_projection")
     tail_content = linear(mean(tail), w, "relation_scorer.tail_content_projection")
+    gate = 1.0 / (1.0 + np.exp(-linear(relation_query, w, "relation_scorer.relation_content_gate")))  # one per type
     rel = np.broadcast_to(relation_query, (len(head), relation_query.shape[-1]))
-    gate = 1.0 / (1.0 + np.exp(-linear(rel, w, "relation_scorer.relation_content_gate")))
     biaffine = (head_content * gate * tail_content).sum(-1) / np.float32(h ** 0.5)
     lin = linear(np.concatenate([head_content, tail_content, rel], -1), w, "relation_scorer.content_linear")[:, 0]
     return (biaffine + lin).astype(np.float32)
