@@ -13,7 +13,7 @@ TOOLS := $(abspath .tools)
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean
+.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean bench-scale
 
 install: $(STAMP)
 
@@ -95,6 +95,11 @@ bench: install
 bench-worker: install kafka-jars
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench.worker
+
+# One pinned worker against two on tweet-length texts, with CPU accounting (bench/SCALE.md).
+bench-scale: install kafka-jars
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.scale --model models/spanstream-minilm-ner
 
 profile: install
 	$(PY) -m pip install -q -e ".[bench]"

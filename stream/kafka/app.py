@@ -24,7 +24,7 @@ from stream.config import PipelineConfig, Settings
 from stream.kafka.client import faust_credentials
 from stream.kafka.lag import register_lag_gauge
 from stream.kafka.pipeline import StreamPipeline
-from stream.kafka.records import record_ref
+from stream.kafka.records import now_ms, record_ref
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ def _register(app, pipeline: StreamPipeline) -> None:
     async def pipeline_agent(stream) -> None:
         try:
             async for events in stream.noack_take(cfg.max_events, within=cfg.max_wait_ms / 1000):
-                await pipeline.feed(events, [record_ref(event.message) for event in events], stream.ack)
+                received_at = now_ms()
+                await pipeline.feed(events, [record_ref(event.message, received_at) for event in events], stream.ack)
         finally:  # stop or rebalance: what was taken is published and acked before faust commits
             await finish_despite_cancellation(pipeline.drain())
 

@@ -15,7 +15,7 @@ from stream.engine import Entity, Extraction, ModelInfo
 from stream.engine.gliner2.schema import Schema, parse_schema, schema_size
 from stream.errors import InvalidInput
 from stream.kafka.records import MISSING, DeadLetter, RecordRef, TextItem, now_ms
-from stream.schemas import TEXT_EVENT, validator
+from stream.schemas import TEXT_EVENT, first_error
 
 
 def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str, ...], default_threshold: float,
@@ -43,11 +43,9 @@ def decode_input(ref: RecordRef, *, input_format: str, default_labels: tuple[str
             obj = orjson.loads(value[3:] if value.startswith(b"\xef\xbb\xbf") else value)
         except orjson.JSONDecodeError as exc:
             raise InvalidInput("invalid_json", str(exc)) from None
-        errors = sorted(validator(TEXT_EVENT).iter_errors(obj), key=lambda e: list(e.path))
-        if errors:
-            err = errors[0]
-            where = "/".join(map(str, err.absolute_path)) or "(root)"
-            raise InvalidInput("schema_violation", f"{where}: {err.message}")
+        error = first_error(TEXT_EVENT, obj)
+        if error is not None:
+            raise InvalidInput("schema_violation", f"{error[0]}: {error[1]}")
         text = obj["text"]
         if "labels" in obj:
             if not allow_label_override:

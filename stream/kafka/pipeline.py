@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,8 +153,8 @@ class StreamPipeline:
             self._unacked += n
             self._unacked_bytes += nbytes
         try:
-            for ref in refs:
-                self.metrics.events_consumed.labels(self.cfg.name, ref.topic).inc()
+            for topic, count in Counter(ref.topic for ref in refs).items():
+                self.metrics.events_consumed.labels(self.cfg.name, topic).inc(count)
             decoded = [self.decode(ref) for ref in refs]
             items = [d for d in decoded if isinstance(d, TextItem)]
             outcomes = await self.queue.admit([i.text for i in items],

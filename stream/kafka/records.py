@@ -55,8 +55,9 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def record_ref(message: Any) -> RecordRef:
-    """The provenance of a consumed message (faust's or aiokafka's)."""
+def record_ref(message: Any, received_at: int | None = None) -> RecordRef:
+    """The provenance of a consumed message (faust's or aiokafka's); ``received_at`` defaults to now
+    (a batch passes one time for all its records)."""
     headers = message.headers or []
     if isinstance(headers, Mapping):
         headers = headers.items()
@@ -64,4 +65,4 @@ def record_ref(message: Any) -> RecordRef:
     return RecordRef(topic=message.topic, partition=message.partition, offset=message.offset,
                      timestamp=int(ts * 1000) if ts else None, key=message.key, value=message.value,
                      headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
-                     received_at=now_ms())
+                     received_at=now_ms() if received_at is None else received_at)
