@@ -13,7 +13,7 @@ TOOLS := $(abspath .tools)
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean bench-scale
+.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean bench-scale bench-latency
 
 install: $(STAMP)
 
@@ -100,6 +100,11 @@ bench-worker: install kafka-jars
 bench-scale: install kafka-jars
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench.scale --model models/spanstream-minilm-ner
+
+# End-to-end latency through Kafka (open loop, 25/50/80% of capacity) and over HTTP, per batching policy (bench/LATENCY.md).
+bench-latency: install kafka-jars
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.latency
 
 profile: install
 	$(PY) -m pip install -q -e ".[bench]"

@@ -58,7 +58,9 @@ class PipelineConfig(BaseModel):
     allow_label_override: bool = True
     max_events: int = Field(64, ge=1, le=4096, description="records taken from the stream at once (feeding "
                             "granularity; the inference queue decides batches)")
-    max_wait_ms: int = Field(50, ge=1, le=60_000, description="longest wait to fill a take")
+    max_wait_ms: int = Field(5, ge=1, le=60_000, description="longest wait to fill a take (records then wait in "
+                             "the inference queue, which batches them; bench/LATENCY.md: 50 ms cost 30-45 ms of "
+                             "p50 at light load)")
     max_labels: int = Field(50, ge=1, le=1000)
     max_text_chars: int = Field(200_000, ge=1)
     max_record_bytes: int = Field(1_048_576, ge=1)
@@ -174,6 +176,9 @@ class Settings(BaseSettings):
                                   "row): bounds a call's memory and time on long texts")
     max_batch_wait_ms: float = Field(5.0, ge=0, le=10_000, description="wait to coalesce more requests when "
                                      "fewer than max_batch_rows are pending: latency for fuller batches")
+    batch_policy: Literal["adaptive", "fixed"] = Field("adaptive", description="adaptive: wait max_batch_wait_ms "
+                                                       "only when rows arrive fast enough to join the batch (none "
+                                                       "when idle); fixed: always (bench/LATENCY.md)")
     lookahead_rows: int = Field(DEFAULT_LOOKAHEAD, ge=1, description="pending rows sorted by length together before they are "
                                 "cut into batches: more pads less (faster) but a row can wait for the window")
     max_queue_texts: int = Field(2048, ge=1, description="texts admitted and not done; beyond, HTTP gets 429 and "

@@ -41,7 +41,7 @@ def queue_limits(settings: Settings) -> QueueLimits:
     return QueueLimits(max_batch_rows=settings.max_batch_rows, max_batch_tokens=settings.max_batch_tokens,
                        max_batch_wait_s=settings.max_batch_wait_ms / 1000, lookahead_rows=settings.lookahead_rows,
                        max_queue_texts=settings.max_queue_texts, max_queue_tokens=settings.max_queue_tokens,
-                       max_queue_wait_s=settings.max_queue_wait_s)
+                       max_queue_wait_s=settings.max_queue_wait_s, adaptive_wait=settings.batch_policy == "adaptive")
 
 
 def http_limits(settings: Settings):

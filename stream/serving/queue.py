@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ from stream.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InferenceQueue", "Outcome", "QueueLimits"]
+__all__ = ["InferenceQueue", "Outcome", "QueueLimits", "coalescing_wait"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,46 @@ class QueueLimits:
     max_queue_tokens: int = 262_144
     max_queue_wait_s: float = 0.0
     "Admit no more real tokens than the engine runs in this long at its measured rate (0: off)."
+    adaptive_wait: bool = False
+    "Wait to coalesce only when rows arrive fast enough to join (``coalescing_wait``); else always."
+
+
+def coalescing_wait(pending_rows: int, rows_per_s: float, limits: QueueLimits) -> float:
+    """Seconds to wait for more rows before cutting the next batch.
+
+    Fixed: ``max_batch_wait_s`` whenever the batch is not full. Adaptive: no wait when fewer than one
+    row is expected within it at the recent arrival rate (idle or light load: the wait would only
+    add latency, and on CPU a batch of one costs about what one row of a batch does), otherwise at
+    most the time the expected arrivals take to fill the batch (``bench/LATENCY.md`` measures both).
+    """
+    wait = limits.max_batch_wait_s
+    if pending_rows >= limits.max_batch_rows or wait <= 0:
+        return 0.0
+    if not limits.adaptive_wait:
+        return wait
+    if rows_per_s * wait < 1.0:
+        return 0.0
+    return min(wait, (limits.max_batch_rows - pending_rows) / rows_per_s)
+
+
+class ArrivalRate:
+    """Rows admitted per second, as an exponentially decayed count (time constant ``tau`` seconds)."""
+
+    def __init__(self, tau: float = 1.0):
+        self.tau = tau
+        self._count = 0.0
+        self._at = 0.0
+
+    def observe(self, rows: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._count = self._decayed(now) + rows
+        self._at = now
+
+    def rows_per_s(self, now: float | None = None) -> float:
+        return self._decayed(time.monotonic() if now is None else now) / self.tau
+
+    def _decayed(self, now: float) -> float:
+        return self._count * math.exp(-max(0.0, now - self._at) / self.tau) if self._count else 0.0
 
 
 class Throughput:
@@ -133,6 +174,7 @@ class InferenceQueue:
         self._warned_label_sets: set[tuple[str, ...]] = set()
         self._live: set[_Request] = set()
         self.throughput = Throughput()
+        self.arrivals = ArrivalRate()
 
     def check_labels(self, labels: tuple[str, ...]) -> None:
         """Before queueing: raise ``InvalidInput`` for a label set the model cannot take; count and
@@ -204,9 +246,11 @@ class InferenceQueue:
         self._queued_texts += len(texts) - len(finished)
         self._queued_tokens += request.tokens
         self._gauges()
+        before = len(self._pending)
         for text in request.texts:
             for window, length in enumerate(text.prepared.lengths if text.prepared else ()):
                 self._pending.append(_Row(text, window, length))
+        self.arrivals.observe(len(self._pending) - before)
         if finished:  # texts with no words, or that failed to prepare: done already
             for t in finished:
                 self._finish(t)
@@ -274,8 +318,17 @@ class InferenceQueue:
         while not self._pending:
             self._rows_ready.clear()
             await self._rows_ready.wait()
-        if len(self._pending) < lim.max_batch_rows and lim.max_batch_wait_s > 0:
-            await asyncio.sleep(lim.max_batch_wait_s)
+        wait = coalescing_wait(len(self._pending), self.arrivals.rows_per_s(), lim)
+        if wait > 0 and not lim.adaptive_wait:
+            await asyncio.sleep(wait)
+        elif wait > 0:  # adaptive: until the batch is full or the wait is over
+            deadline = time.monotonic() + wait
+            while len(self._pending) < lim.max_batch_rows and (left := deadline - time.monotonic()) > 0:
+                self._rows_ready.clear()
+                try:
+                    await asyncio.wait_for(self._rows_ready.wait(), left)
+                except asyncio.TimeoutError:
+                    break
         window: list[_Row] = []
         while self._pending and len(window) < lim.lookahead_rows:
             row = self._pending.popleft()

@@ -243,3 +243,25 @@ async def test_a_flood_the_queue_will_refuse_is_refused_before_tokenization(engi
         assert len(await first) == 2
     finally:
         await queue.close()
+
+
+def test_adaptive_coalescing_waits_only_when_rows_are_expected_to_join():
+    from stream.serving.queue import coalescing_wait
+
+    fixed = QueueLimits(max_batch_rows=16, max_batch_wait_s=0.005)
+    adaptive = QueueLimits(max_batch_rows=16, max_batch_wait_s=0.005, adaptive_wait=True)
+    assert coalescing_wait(1, 20.0, fixed) == 0.005  # fixed: a lone row at light load still waits
+    assert coalescing_wait(1, 20.0, adaptive) == 0.0  # 20 rows/s: 0.1 expected in 5 ms, so no wait
+    assert coalescing_wait(1, 1000.0, adaptive) == 0.005  # 5 expected: wait, the batch is not yet full
+    assert coalescing_wait(14, 1000.0, adaptive) == 0.002  # two to go at 1,000/s: 2 ms, not 5
+    assert coalescing_wait(16, 1000.0, adaptive) == coalescing_wait(16, 1000.0, fixed) == 0.0
+
+
+def test_arrival_rate_is_a_decayed_count_of_admitted_rows():
+    from stream.serving.queue import ArrivalRate
+
+    rate = ArrivalRate(tau=1.0)
+    for k in range(100):
+        rate.observe(1, now=k * 0.01)  # 100 rows/s for a second
+    assert 55 < rate.rows_per_s(now=1.0) < 70  # 1 - e^-1 of the steady 100/s after one tau
+    assert rate.rows_per_s(now=6.0) < 1  # idle for five seconds: no longer expecting rows
