@@ -242,7 +242,7 @@ def _http_policy(args, policy: str) -> dict:
     _, env = POLICIES[policy]
     os.sched_setaffinity(0, {0})  # the server inherits core 0 (its ORT threads follow its CPU quota)
     try:
-        server = ServeProc(model=args.model_path, env={**env, "SPANSTREAM_VARIANT": args.variant}).start(timeout=180)
+        server = ServeProc(model=args.model_path, env={**env, "SPANSTREAM_MODEL_VARIANT": args.variant}).start(timeout=180)
     finally:
         os.sched_setaffinity(0, {1})
     try:
