@@ -102,19 +102,9 @@ class CpuSampler(threading.Thread):
 
 
 async def _topics(bootstrap: str, partitions: int) -> tuple[str, str, str]:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from bench.worker import _topics as create
 
-    run = uuid.uuid4().hex[:8]
-    names = (f"scale-in-{run}", f"scale-out-{run}", f"scale-dlq-{run}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(names[0], partitions, 1), NewTopic(names[1], partitions, 1),
-                                   NewTopic(names[2], 1, 1)])
-    finally:
-        await admin.close()
-    await asyncio.sleep(1.0)
-    return names
+    return await create(bootstrap, partitions, prefix="scale")
 
 
 async def _wait_group(bootstrap: str, group: str, members: int, timeout: float = 120.0) -> None:

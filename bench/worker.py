@@ -85,11 +85,12 @@ def _broker(workdir: Path):
     return cluster.bootstrap, cluster
 
 
-async def _topics(bootstrap: str, partitions: int) -> tuple[str, str, str]:
+async def _topics(bootstrap: str, partitions: int, prefix: str = "bench") -> tuple[str, str, str]:
+    """Fresh input and output topics of ``partitions`` partitions and a one-partition dead-letter topic."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     run = uuid.uuid4().hex[:8]
-    names = (f"bench-in-{run}", f"bench-out-{run}", f"bench-dlq-{run}")
+    names = (f"{prefix}-in-{run}", f"{prefix}-out-{run}", f"{prefix}-dlq-{run}")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
