@@ -28,7 +28,7 @@ from pathlib import Path
 
 from models.gliner2_recipe import corpora as C
 from models.gliner2_recipe import sources as S
-from models.gliner2_recipe.mix import HELD_OUT_RELATIONS, NER_NAMES
+from models.gliner2_recipe.mix import HELD_OUT_RELATIONS, NER_NAMES, query_words
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent
@@ -77,11 +77,27 @@ def mit_restaurant() -> tuple[list[str], list[Counter], list[str]]:
     return [t for t, _ in items], gold, labels
 
 
-def dev_ner(work: Path) -> tuple[list[str], list[set], list[str]]:
+def query_spans(words: list[str], spans: list[C.Span]) -> tuple[list[str], list[C.Span]]:
+    """The words and spans as ``mix.query_words`` writes a query (lower case, punctuation tokens
+    dropped); a span keeps its surviving words (none: dropped)."""
+    new, where = query_words(words)
+    out = []
+    for s in spans:
+        kept = [where[i] for i in range(s.start, s.end + 1) if where[i] is not None]
+        if kept:
+            out.append(C.Span(kept[0], kept[-1], s.label))
+    return new, out
+
+
+def dev_ner(work: Path, query_style: bool = False) -> tuple[list[str], list[set], list[str]]:
+    """The dev split's four-type rows (as written, or rewritten as queries)."""
     texts, gold = [], []
     for line in open(work / "dev_ner.jsonl"):
         row = json.loads(line)
-        text, spans = _char_spans(row["words"], [C.Span(s, e, DEV_LABELS[t]) for s, e, t in row["spans"]])
+        words, spans = row["words"], [C.Span(s, e, DEV_LABELS[t]) for s, e, t in row["spans"]]
+        if query_style:
+            words, spans = query_spans(words, spans)
+        text, spans = _char_spans(words, spans)
         texts.append(text)
         gold.append(spans)
     return texts, gold, sorted(DEV_LABELS.values())
@@ -144,6 +160,9 @@ def ner_table(model, work: Path) -> dict:
     dev = {t: span_f1(gold, pred, t)["f1"] for t in GRID}
     best = max(GRID, key=lambda t: (dev[t], -abs(t - 0.5)))
     table = {"dev_f1_by_threshold": dev, "chosen_threshold": best, "datasets": {}}
+    texts, gold, labels = dev_ner(work, query_style=True)
+    pred = model.entities(texts, labels)
+    table["dev_query_style"] = {"0.5": span_f1(gold, pred, 0.5), "texts": len(texts)}
     for domain in CROSSNER_DOMAINS:
         texts, gold, labels = crossner(domain)
         pred = model.entities(texts, labels)
