@@ -62,7 +62,12 @@ def _time(ms: Any) -> datetime | None:
 def _entities(event: dict, kind: str) -> list[tuple[str, str, int | None, int | None, float | None]]:
     if kind == "entities":
         return [(e["label"], e["text"], e.get("start"), e.get("end"), e.get("score")) for e in event["entities"]]
-    found = (event.get("result") or {}).get("entities") or {}
+    result = event.get("result") or {}
+    joint = result.get("joint")
+    if isinstance(joint, dict) and isinstance(joint.get("entities"), list):  # {"joint": JointResult.to_dict()}
+        return [(e["type"], e["text"], e.get("start"), e.get("end"), e.get("confidence")) for e in joint["entities"]
+                if isinstance(e, dict) and isinstance(e.get("type"), str) and isinstance(e.get("text"), str)]
+    found = result.get("entities") or {}
     out = []
     if isinstance(found, dict):
         for label, values in found.items():

@@ -121,14 +121,18 @@ def test_the_whole_head_matches_gliner2(golden):
         assert np.abs(getattr(out, name) - data[f"head:{name}"]).max() <= TOLERANCE, name
 
 
-def test_settings_this_port_does_not_compute_are_refused_with_the_key_named():
-    from stream.engine.gliner2.boundary.head import settings_from_config
+def test_settings_this_port_does_not_compute_are_refused_with_the_key_named(golden):
+    from stream.engine.gliner2.boundary.head import run_head, settings_from_config
 
-    with pytest.raises(ValueError, match=r"boundary_head\.candidate_pool = 'per_query' is not supported"):
-        settings_from_config({"candidate_pool": "per_query"})
-    # read by the per-query proposer only: gliner2 ignores it with the shared pool
-    assert settings_from_config({"candidate_pool": "shared", "boundary_top_k_alpha": 0.5}) == \
-        settings_from_config({"candidate_pool": "shared"})
+    with pytest.raises(ValueError, match=r"boundary_head\.candidate_pool = 'per_document' is not supported"):
+        settings_from_config({"candidate_pool": "per_document"})
+    # read by the per-query proposer only: with the shared pool gliner2 ignores it, and so does the head
+    data, w = golden
+    base = {"candidate_pool": "shared", "pool_boundary_top_k": 8, "pool_size": 24, "min_pool_per_query": 2}
+    args = (data["tokens"], data["token_mask"], data["queries"], data["query_mask"], w)
+    plain = run_head(*args, settings_from_config(base))
+    adaptive = run_head(*args, settings_from_config({**base, "boundary_top_k_alpha": 0.5, "start_top_k": 2}))
+    assert np.array_equal(plain.indices, adaptive.indices) and np.array_equal(plain.pair_logits, adaptive.pair_logits)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +147,7 @@ def test_explicit_spans_are_scored_inside_a_pool_they_are_injected_into(golden, 
     from stream.engine.gliner2.boundary.model import BoundaryModel
 
     data, w = golden
-    settings = HeadSettings(pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2)
+    settings = HeadSettings(candidate_pool="shared", pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2)
     model = BoundaryModel({f"boundary_head.{k}": v for k, v in w.items()}, settings)
     tokens, queries = data["tokens"][0], data["queries"][0]
     spans = [tuple(s) for s in records_golden["spans"]]
@@ -165,7 +169,8 @@ def test_the_record_head_matches_gliner2_in_every_mode(golden, records_golden):
     data, w = golden
     weights = dict(np.load(Path(__file__).resolve().parents[1] / "fixtures" / "tiny-boundary" / "bert" / "spanstream"
                            / "heads.npz"))
-    model = BoundaryModel(weights, HeadSettings(pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2))
+    model = BoundaryModel(weights, HeadSettings(candidate_pool="shared", pool_boundary_top_k=8, pool_size=24,
+                                                min_pool_per_query=2))
     row = model.score_rows([data["tokens"][0]], [data["queries"][0]])[0]
     valid = records_golden["pool_valid"]
     assert len(row.spans) == valid.sum() > 10
@@ -189,8 +194,8 @@ def test_more_explicit_spans_than_the_pool_holds_are_scored_pool_size_at_a_time(
     from stream.engine.gliner2.boundary.model import BoundaryModel
 
     data, w = golden
-    model = BoundaryModel({f"boundary_head.{k}": v for k, v in w.items()},
-                          HeadSettings(pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2))
+    settings = HeadSettings(candidate_pool="shared", pool_boundary_top_k=8, pool_size=24, min_pool_per_query=2)
+    model = BoundaryModel({f"boundary_head.{k}": v for k, v in w.items()}, settings)
     tokens, queries = data["tokens"][0], data["queries"][0]
     spans = [(s, e) for s in range(11) for e in range(s + 1, min(s + 4, 12))][:30]
     assert len(set(spans)) == 30 > 24

@@ -40,6 +40,17 @@ def test_an_extraction_event_gives_its_entities_with_offsets_and_plain_ones():
                                                                        ("city", "London", None, None)]
 
 
+def test_a_joint_extraction_event_gives_its_typed_entities():
+    value = orjson.dumps({"schema_version": 1, "id": 6, "source": SOURCE, "model": MODEL, "processing": {},
+                          "result": {"joint": {"entities": [
+                              {"id": "e1", "type": "person", "text": "Ada", "start": 0, "end": 3, "confidence": 0.8},
+                              {"id": "e2", "type": "organization", "text": "Acme"}],
+                              "relations": [{"type": "works_for", "head": "e1", "tail": "e2"}]}}})
+    _, entities = event_rows(value, None, "x", 1, 2)
+    assert [(e.label, e.text, e.start, e.score) for e in entities] == [("person", "Ada", 0, 0.8),
+                                                                       ("organization", "Acme", None, None)]
+
+
 @pytest.mark.parametrize("value", [None, b"not json", b"[1]", b'{"id": 1}',
                                    orjson.dumps({"id": 1, "entities": [], "model": MODEL}),
                                    orjson.dumps({"id": 1, "entities": [{"label": "x"}], "source": SOURCE,

@@ -32,6 +32,11 @@ from stream.engine.gliner2.decode import (
 )
 from stream.engine.gliner2.export import CONFIG_NAME, ENCODER_NAME, FORMAT, HEADS_NAME
 from stream.engine.gliner2.heads import Heads
+from stream.engine.gliner2.jointie.boundary import boundary_score_set
+from stream.engine.gliner2.jointie.span import span_lattice
+from stream.engine.gliner2.jointie.request import RESULT_KEY as JOINT_KEY
+from stream.engine.gliner2.jointie.request import decode as decode_joint
+from stream.engine.gliner2.jointie.request import merge_windows as merge_joint
 from stream.engine.gliner2.overlap import normalize_policy
 from stream.engine.gliner2.prompt import Encoded, Prompt, PromptEncoder
 from stream.engine.gliner2.schema import EntityType, Schema, parse_schema
@@ -146,7 +151,7 @@ class Gliner2Engine:
         prompt = self._prompt_cache.get(schema)
         if prompt is None:
             if self.boundary is not None:
-                _boundary_supports(schema, self.boundary.has_relations, self.boundary.has_records)
+                _boundary_supports(schema, self.boundary.has_relations, self.boundary.records_refusal)
             prompt = self.prompts.prompt(schema)
             budget = self.max_tokens - len(prompt.ids) - len(prompt.prefix_ids)
             if budget < self.max_tokens // 2:
@@ -180,7 +185,10 @@ class Gliner2Engine:
                 budget = self.max_tokens - len(prompt.ids) - len(prompt.prefix_ids)
                 pieces = windows_of(text, lambda w: len(self.prompts.item_ids(w)), budget, self.chunk_size,
                                     self.chunk_overlap)
-                rows = tuple(Row(prompt, self.prompts.encode(prompt, piece, self.chunk_size), piece) for piece, _ in pieces)
+                # gliner2's *_long passes max_len = the chunk size (a full window loses the period it
+                # appends); its joint extract_long runs plain extract on each chunk (no cap)
+                cap = None if prompt.schema.joint is not None else self.chunk_size
+                rows = tuple(Row(prompt, self.prompts.encode(prompt, piece, cap), piece) for piece, _ in pieces)
                 offsets = tuple(offset for _, offset in pieces)
             out.append(Gliner2Prepared(text, prompt, rows, offsets, tuple(len(r.enc.ids) for r in rows)))
         return out
@@ -202,8 +210,11 @@ class Gliner2Engine:
         if self.boundary is not None:
             return self._run_boundary(rows, hidden)
         out: list[list[Any]] = [[None] * len(r.prompt.tasks) for r in rows]
+        for i, r in enumerate(rows):
+            if r.prompt.schema.joint is not None:
+                out[i] = [self._joint_lattice(r, hidden[i])]
         span = [(i, t) for i, r in enumerate(rows) for t, task in enumerate(r.prompt.tasks)
-                if task.kind != "classification"]
+                if task.kind != "classification" and r.prompt.schema.joint is None]
         if span:
             counts = self.heads.counts(np.stack([hidden[i, rows[i].prompt.markers[t][0]] for i, t in span])).tolist()
             live = [(i, t, k) for (i, t), k in zip(span, counts) if k > 0]
@@ -267,6 +278,9 @@ class Gliner2Engine:
                        for i in live}
             scored = self.boundary.score_rows([tokens[i] for i in live], [queries[i] for i in live])
             for i, row in zip(live, scored):
+                if (joint := rows[i].prompt.schema.joint) is not None:
+                    out[i] = [self._joint_scores(rows[i], layouts[i], row, tokens[i], queries[i], joint)]
+                    continue
                 for t, kind, q0, q1 in layouts[i]:
                     if kind == "relation":
                         out[i][t] = self.boundary.relation(row, q0, tokens[i], queries[i])
@@ -286,6 +300,33 @@ class Gliner2Engine:
                     out[i][t] = TaskScores(0, class_probabilities(task.spec, logits), logits)
         return out
 
+    def _joint_lattice(self, row: Row, hidden: np.ndarray) -> Any:
+        """Joint decoding's span lattice of one row (span checkpoints): its caller words, the entity
+        task's and each relation's marker states."""
+        enc = row.enc
+        words = hidden[enc.word_first][enc.n_prefix:enc.n_prefix + enc.n_text]
+        entities, relations = None, []
+        for t, task in enumerate(row.prompt.tasks):
+            marks = hidden[row.prompt.markers[t]]
+            if task.kind == "entities":
+                entities = (marks, tuple(e.name for e in task.spec))
+            elif task.kind == "relation":
+                relations.append((task.name, marks))
+        assert entities is not None  # a joint schema always has entity types
+        return span_lattice(self.heads, row.prompt.schema.joint, words, entities, relations)
+
+    def _joint_scores(self, row: Row, layout, scores, tokens: np.ndarray, queries: np.ndarray, joint) -> Any:
+        """Joint decoding's sparse scores of one row: its entity types' and relations' queries."""
+        entities, relations = [], []
+        for t, kind, q0, _ in layout:
+            task = row.prompt.tasks[t]
+            if kind == "entities":
+                entities += [(e.name, q0 + k) for k, e in enumerate(task.spec)]
+            elif kind == "relation":
+                relations.append((task.name, q0))
+        return boundary_score_set(self.boundary, joint, scores, tokens, queries, entities, relations,
+                                  row.enc.n_prefix, row.enc.n_text, row.text)
+
     # --- decode ---------------------------------------------------------------------------
     def decode(self, prepared: Gliner2Prepared, outputs: Sequence[list[TaskScores]],
                opts: Options | DecodeParams) -> dict | Extraction:
@@ -302,6 +343,12 @@ class Gliner2Engine:
             entities = [Entity(s["text"], label, s["start"], s["end"], s["confidence"])
                         for label, spans in found.get("entities", {}).items() for s in spans]
             return Extraction(sorted(entities, key=lambda e: (e.start, e.end, e.label)), prepared.windowed)
+        if (joint := prepared.prompt.schema.joint) is not None:  # windows merged as gliner2's extract_long
+            found = [decode_joint(joint, scores[0], row.text, row.enc.words.starts, row.enc.words.ends)
+                     for row, scores in zip(prepared.rows, outputs)]
+            result = found[0] if not prepared.windowed else merge_joint(
+                joint, prepared.text, list(zip(prepared.offsets, found)))
+            return {JOINT_KEY: result.to_dict()}
         if not prepared.windowed:
             return decode(prepared.prompt, prepared.rows[0].enc, prepared.text, outputs[0], opts)
         full = opts._replace(include_confidence=True, include_spans=True)
@@ -342,17 +389,18 @@ class Gliner2Engine:
         return [self.decode(p, o, opts) for p, o in zip(prepared, outputs)]
 
 
-def _boundary_supports(schema: Schema, relations: bool, records: bool) -> None:
+def _boundary_supports(schema: Schema, relations: bool, records_refusal: str | None) -> None:
     """What a boundary checkpoint cannot serve: relations without a relation head, record modes
-    without a record head (gliner2 returns nothing for them there)."""
+    where it cannot decode records (``records_refusal`` says why; without a record head gliner2
+    returns nothing for them)."""
     if schema.relations and not relations:
         raise InvalidInput("unsupported_schema", "schema.relations: this boundary checkpoint has no relation head "
                                                  "(enable_relations is off)")
     for s in schema.structures:
-        if s.mode is not None and not records:
-            raise InvalidInput("unsupported_schema", f"schema.structures.{s.name}.mode: this boundary checkpoint has "
-                                                     "no record head (enable_records is off); leave mode out for "
-                                                     "the one-instance structure decoder")
+        if s.mode is not None and records_refusal is not None:
+            raise InvalidInput("unsupported_schema", f"schema.structures.{s.name}.mode: on this boundary checkpoint "
+                                                     f"{records_refusal}; leave mode out for the one-instance "
+                                                     "structure decoder")
 
 
 def _labels_schema(labels) -> Schema:

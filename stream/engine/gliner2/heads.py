@@ -78,7 +78,11 @@ class Heads:
     # --- counts and queries -------------------------------------------------------------
     def counts(self, prompt_embs: np.ndarray) -> np.ndarray:
         """Predicted instance count per task, from each task's ``[P]`` embedding [T, H]."""
-        return self._mlp2(prompt_embs, "count_pred").argmax(-1)
+        return self.count_logits(prompt_embs).argmax(-1)
+
+    def count_logits(self, prompt_embs: np.ndarray) -> np.ndarray:
+        """The count head's logits over 0..max count per task [T, counts]."""
+        return self._mlp2(prompt_embs, "count_pred")
 
     def count_queries_many(self, fields: list[np.ndarray], ks: list[int]) -> list[np.ndarray]:
         """Count-aware queries [k, M, H] for each task's M field embeddings (gliner2's

@@ -114,6 +114,8 @@ class Schema:
     attributes: tuple[AttributeGroup, ...] = ()
     constrained: Any = None
     "``constrained.Constrained``: its tasks are the last of ``classifications``."
+    joint: Any = None
+    "``jointie.request.Joint``: joint entity–relation decoding; its types are ``entities`` and ``relations``."
 
     @property
     def prompt_entities(self) -> tuple[EntityType, ...]:
@@ -355,7 +357,22 @@ def _attributes(raw: Any, entities: tuple[EntityType, ...], where: str) -> tuple
 
 
 _TOP_KEYS = {"entities", "structures", "classifications", "relations", "entity_attributes",
-             "constrained_classification"}
+             "constrained_classification", "joint"}
+
+
+def _joint(raw: dict, where: str) -> Schema:
+    """``{"joint": JointSchema.to_dict() + config}``: the prompt is the one gliner2's JointIE builds
+    (its entity types with their descriptions, its relations), so joint decoding stands alone."""
+    from stream.engine.gliner2.jointie.request import parse as parse_joint
+
+    if others := sorted(k for k, v in raw.items() if k != "joint" and v is not None):
+        raise _bad(f"{where}.{others[0]}", "joint decoding builds its own prompt from schema.joint: send other "
+                                           "tasks in a separate request")
+    joint = parse_joint(raw["joint"], f"{where}.joint")
+    compiled = joint.compiled
+    entities = tuple(EntityType(name, spec.description) for name, spec in compiled.entity_specs.items())
+    relations = tuple(RelationType(name, None, None) for name in compiled.relation_order)
+    return Schema(entities=entities, relations=relations, joint=joint)
 
 
 def parse_schema(raw: Any, where: str = "schema") -> Schema:
@@ -363,6 +380,8 @@ def parse_schema(raw: Any, where: str = "schema") -> Schema:
     if isinstance(raw, Schema):
         return raw
     _keys(raw, where, _TOP_KEYS)
+    if raw.get("joint") is not None:
+        return _joint(raw, where)
     entities: tuple[EntityType, ...] = ()
     if raw.get("entities") is not None:
         entities = tuple(

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT
 from stream.engine.gliner2.boundary.model import BoundaryScores
 from stream.engine.gliner2.boundary.relations import RelationPairs, deduplicate_edges
 from stream.engine.gliner2.overlap import RawSpan, normalize_policy, resolve
@@ -23,13 +24,15 @@ from stream.engine.gliner2.schema import AttributeGroup, EntityType, RelationTyp
 
 
 def candidates(scores: BoundaryScores, q: int, threshold: float) -> list[tuple[float, int, int]]:
-    """``(probability, start, end)`` of the kept candidates of type ``q``, in pool order."""
+    """``(probability, start, end)`` of the kept candidates of type ``q``, in pool order (only
+    those the type proposed itself, on the per-query path)."""
     p = scores.probs[q]
-    keep = p >= np.float32(threshold)
+    eligible = np.ones(len(p), bool) if scores.valid is None else scores.valid[q]
+    keep = eligible & (p >= np.float32(threshold))
     if scores.settings.adaptive_threshold and scores.counts is not None:
         rank = np.empty(len(p), np.int64)
-        rank[np.argsort(-p, kind="stable")] = np.arange(len(p))
-        keep |= rank < scores.counts[q]
+        rank[np.argsort(-np.where(eligible, p, MASK_LOGIT), kind="stable")] = np.arange(len(p))
+        keep |= eligible & (rank < scores.counts[q])
     return [(float(p[c]), int(scores.spans[c, 0]), int(scores.spans[c, 1])) for c in np.flatnonzero(keep)]
 
 

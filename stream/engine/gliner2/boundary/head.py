@@ -1,9 +1,9 @@
-"""The whole boundary head for the shared candidate pool (gliner2 2.1.0 ``BoundaryHead.forward``
-in eval with ``candidate_pool="shared"``): boundary states → marginals → document pool → pair
-logits per query and candidate, the abstention (null) and count heads, and the candidate states
-the record head reads. The per-query proposer path (``candidate_pool="per_query"``) is not
-ported yet; ``settings_from_config`` refuses it, and every other setting this code does not
-follow, naming the key."""
+"""The whole boundary head (gliner2 2.1.0 ``BoundaryHead.forward`` in eval): boundary states →
+marginals → candidates → pair logits per query and candidate, the abstention (null) and count
+heads. Candidates come from the shared document pool (``candidate_pool="shared"``, what the
+public checkpoints use; its candidate states feed the record head) or from the per-query
+proposer and pair reranker (``"per_query"``, gliner2's default; ``proposer``).
+``settings_from_config`` refuses every setting this code does not follow, naming the key."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, boundary_marginals, encode_boundaries, linear
 from stream.engine.gliner2.boundary.pool import gather_rows, build_pool
+from stream.engine.gliner2.boundary.proposer import (
+    Candidates,
+    ProposerSettings,
+    explicit_candidates,
+    propose,
+    rerank,
+)
 from stream.engine.gliner2.boundary.scorer import score_pool
 
 
@@ -43,14 +50,15 @@ class HeadSettings(NamedTuple):
     enable_span_content: bool = False  # the weights say whether the smooth-maximum pool is on
     directional_relation_states: bool = False
     relation_biaffine_content: bool = False
+    candidate_pool: str = "per_query"  # gliner2's default when a config does not name it
+    proposer: ProposerSettings = ProposerSettings()
+    "Read by the per-query path only (gliner2 ignores them with the shared pool, and so does this port)."
 
 
-UNSUPPORTED = {
-    # key: (the value this port computes, why another is refused)
-    "candidate_pool": ("shared", "the per-query proposer path is not ported yet"),
+ALLOWED = {  # key: the values this port computes
+    "candidate_pool": ("shared", "per_query"),
+    "export_mode": ("auto", "streaming", "vectorized"),
 }
-# Read by the per-query proposer only (``boundary_top_k_alpha``, ``bidirectional_proposals`` …):
-# gliner2 ignores them with the shared pool, and so does this port.
 
 
 def settings_from_config(raw: Mapping[str, Any], where: str = "config.json boundary_head",
@@ -60,17 +68,21 @@ def settings_from_config(raw: Mapping[str, Any], where: str = "config.json bound
     version 3 has records and relations off unless it says otherwise (gliner2's migration)."""
     if int(config_version or 0) < 3:
         raw = {"enable_records": False, "enable_relations": False, **raw}
-    for key, (supported, why) in UNSUPPORTED.items():
-        if key in raw and raw[key] != supported:
-            raise ValueError(f"{where}.{key} = {raw[key]!r} is not supported: {why}")
-    defaults = HeadSettings()
-    return HeadSettings(**{k: type(getattr(defaults, k))(raw[k]) if k in raw else getattr(defaults, k)
-                           for k in HeadSettings._fields})
+    for key, allowed in ALLOWED.items():
+        if key in raw and raw[key] not in allowed:
+            raise ValueError(f"{where}.{key} = {raw[key]!r} is not supported (one of {', '.join(allowed)})")
+
+    def read(cls):
+        defaults = cls()
+        return {k: type(getattr(defaults, k))(raw[k]) if k in raw else getattr(defaults, k)
+                for k in cls._fields if k != "proposer"}
+
+    return HeadSettings(**read(HeadSettings), proposer=ProposerSettings(**read(ProposerSettings)))
 
 
 class HeadOutput(NamedTuple):
-    indices: np.ndarray  # [B, C, 2] half-open boundary spans of the pool
-    valid: np.ndarray  # [B, C]
+    indices: np.ndarray  # [B, C, 2] half-open boundary spans of the pool; per-query: [B, Q, C, 2]
+    valid: np.ndarray  # [B, C]; per-query: [B, Q, C]
     pair_logits: np.ndarray  # [B, Q, C]
     null_logits: np.ndarray | None  # [B, Q]
     count_log_rates: np.ndarray | None  # [B, Q]
@@ -79,22 +91,30 @@ class HeadOutput(NamedTuple):
 
 def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray,
                    spans: np.ndarray, spans_valid: np.ndarray, w: Weights, settings: HeadSettings) -> np.ndarray:
-    """``BoundaryHead.score_explicit_spans`` with the shared pool: the pool is rebuilt for these
-    queries with the caller's spans (``[B, K, 2]``, the same for every query) injected ahead of
-    every other candidate, and the pool scorer's logits ``[B, Q, K]`` are read at those spans
-    (gliner2's sentinel where a span is illegal). Candidate attention makes a span's score depend
-    on the rest of the pool, which is why it is scored inside one. The caller keeps ``K`` within
-    ``pool_size``: every injected span then has a place."""
+    """``BoundaryHead.score_explicit_spans``: the pair logits ``[B, Q, K]`` of the caller's spans
+    (``[B, K, 2]``, the same for every query; gliner2's sentinel where a span is illegal). Per-query
+    path: the pair reranker scores each span with the proposer's compatibility as its prior.
+    Shared pool: the pool is rebuilt for these queries with the spans injected ahead of every
+    other candidate and its scorer's logits are read at them — candidate attention makes a span's
+    score depend on the rest of the pool, which is why it is scored inside one; the caller keeps
+    ``K`` within ``pool_size``, so every injected span has a place."""
     enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
                             settings.boundary_attention_window)
     marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
     lengths = token_mask.sum(1)
     legal = (spans_valid & (spans[..., 0] >= 0) & (spans[..., 1] > spans[..., 0])
              & (spans[..., 1] <= lengths[:, None]))
+    inside = marg.inside_prefix if settings.use_inside_evidence else None
+    if settings.candidate_pool == "per_query":  # the reranker scores any span on its own
+        q = queries.shape[1]
+        per_query = np.broadcast_to(spans[:, None], (spans.shape[0], q, *spans.shape[1:]))
+        legal_q = legal[:, None, :] & query_mask[:, :, None]
+        cand = explicit_candidates(enc.states, queries, per_query, legal_q, w, settings.proposer)
+        return rerank(enc.states, queries, cand, marg.start_logits, marg.end_logits, inside, marg.inside_prefix_mean,
+                      lengths, w, settings.proposer, tokens, token_mask)
     pool = build_pool(enc.states, enc.mask, query_mask, marg.start_logits, marg.end_logits, w,
                       settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query,
                       injected=(spans, legal))
-    inside = marg.inside_prefix if settings.use_inside_evidence else None
     logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
                            lengths, w, settings.candidate_attention_heads, inside_prefix_mean=marg.inside_prefix_mean,
                            tokens=tokens, token_mask=token_mask)
@@ -107,12 +127,43 @@ def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarr
     return np.where(legal_q, out, MASK_LOGIT).astype(np.float32)
 
 
+def _proposals(enc, marg, queries: np.ndarray, query_mask: np.ndarray, w: Weights, settings: HeadSettings):
+    """The per-query proposer on the batch. With a length-adaptive boundary budget
+    (``boundary_top_k_alpha`` > 0) each text's budget comes from its own length: gliner2 takes the
+    padded length of the batch, so a text's candidates would depend on its batch-mates (a
+    deliberate difference; the same as gliner2 run one text at a time). Texts of one length share
+    a call."""
+    if settings.proposer.boundary_top_k_alpha <= 0 or enc.states.shape[0] == 1:
+        return propose(enc.states, enc.mask, queries, query_mask, marg.start_logits, marg.end_logits, w,
+                       settings.proposer)
+    own = enc.mask.sum(1)  # boundaries of each text (words + 1)
+    parts: dict[int, tuple[np.ndarray, Candidates]] = {}
+    for n in np.unique(own):
+        rows = np.flatnonzero(own == n)
+        parts[int(n)] = (rows, propose(enc.states[rows, :n], enc.mask[rows, :n], queries[rows], query_mask[rows],
+                                       marg.start_logits[rows, :, :n], marg.end_logits[rows, :, :n], w,
+                                       settings.proposer))
+    b, q, c = queries.shape[0], queries.shape[1], settings.proposer.candidate_budget
+    indices, valid, compat = np.zeros((b, q, c, 2), np.int64), np.zeros((b, q, c), bool), np.zeros((b, q, c), np.float32)
+    for rows, cand in parts.values():
+        indices[rows], valid[rows], compat[rows] = cand.indices, cand.valid, cand.compat
+    return Candidates(indices, valid, compat)
+
+
 def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, w: Weights,
              settings: HeadSettings) -> HeadOutput:
-    """``BoundaryHead.forward(..., return_candidates=True)`` in eval, shared pool."""
+    """``BoundaryHead.forward(..., return_candidates=True)`` in eval."""
     enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
                             settings.boundary_attention_window)
     marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
+    null = linear(queries, w, "null_projection")[..., 0] if "null_projection.weight" in w else None
+    count = linear(queries, w, "count_head")[..., 0] if "count_head.weight" in w else None
+    if settings.candidate_pool == "per_query":
+        inside = marg.inside_prefix if settings.use_inside_evidence else None
+        cand = _proposals(enc, marg, queries, query_mask, w, settings)
+        logits = rerank(enc.states, queries, cand, marg.start_logits, marg.end_logits, inside,
+                        marg.inside_prefix_mean, token_mask.sum(1), w, settings.proposer, tokens, token_mask)
+        return HeadOutput(cand.indices, cand.valid, logits, null, count, None)
     pool = build_pool(enc.states, enc.mask, query_mask, marg.start_logits, marg.end_logits, w,
                       settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query)
     inside = marg.inside_prefix if settings.use_inside_evidence else None
@@ -124,6 +175,4 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
         ends = np.concatenate([gather_rows(enc.states, pool.indices[..., 0]),
                                gather_rows(enc.states, pool.indices[..., 1])], -1)
         states = np.where(pool.mask[..., None], linear(ends, w, "candidate_encoder"), np.float32(0))
-    null = linear(queries, w, "null_projection")[..., 0] if "null_projection.weight" in w else None
-    count = linear(queries, w, "count_head")[..., 0] if "count_head.weight" in w else None
     return HeadOutput(pool.indices, pool.mask, logits.transpose(0, 2, 1), null, count, states)

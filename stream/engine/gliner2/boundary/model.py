@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from stream.engine.gliner2.boundary.encoding import linear
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, linear
 from stream.engine.gliner2.boundary.head import HeadSettings, run_head, score_explicit, settings_from_config
 from stream.engine.gliner2.boundary.records import GroupLogits, RecordGroup, group_logits
 from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs
@@ -33,16 +33,36 @@ class BoundaryScores(NamedTuple):
     explicit: Callable[[Sequence[int], Sequence[tuple[int, int]]], np.ndarray] | None = None
     "The pair logits ``[queries, spans]`` of the task's queries (indices) at given word spans,"
     " scored in a pool rebuilt for those queries (``BoundaryModel.explicit``): attributes, choices."
+    valid: np.ndarray | None = None
+    "bool [types, C]: the candidates each type proposed itself (per-query path); None: all of them."
 
 
 class RowScores(NamedTuple):
-    """The boundary head's output for one row: its valid pool candidates and every query's logits."""
+    """The boundary head's output for one row: its candidates and every query's logits. Per-query
+    path: the union of the queries' candidates (first seen first: query 0's in its own order),
+    with ``valid`` saying which query proposed which (its logit is gliner2's sentinel elsewhere)."""
 
     spans: np.ndarray  # int [C, 2]
     logits: np.ndarray  # [queries, C]
     null_logits: np.ndarray | None  # [queries]
     count_log_rates: np.ndarray | None  # [queries]
-    candidate_states: np.ndarray | None  # [C, H]: what the record head reads
+    candidate_states: np.ndarray | None  # [C, H]: what the record head reads (shared pool)
+    valid: np.ndarray | None = None  # bool [queries, C]; None: every query has every candidate
+
+
+def _union(indices: np.ndarray, valid: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row's per-query candidates (``[Q, C, 2]``, ``[Q, C]``, logits ``[Q, C]``) as one span
+    list: the spans, every query's logit at each (sentinel where it did not propose it) and validity."""
+    column: dict[tuple[int, int], int] = {}
+    for q, c in zip(*np.nonzero(valid)):
+        column.setdefault((int(indices[q, c, 0]), int(indices[q, c, 1])), len(column))
+    spans = np.asarray(list(column), dtype=np.int64).reshape(-1, 2)
+    out = np.full((valid.shape[0], len(column)), MASK_LOGIT, np.float32)
+    proposed = np.zeros(out.shape, bool)
+    for q, c in zip(*np.nonzero(valid)):
+        at = column[(int(indices[q, c, 0]), int(indices[q, c, 1]))]
+        out[q, at], proposed[q, at] = logits[q, c], True
+    return spans, out, proposed
 
 
 class BoundaryModel:
@@ -54,7 +74,11 @@ class BoundaryModel:
         self.settings = settings
         self.has_relations = settings.enable_relations and "relation_scorer.mlp.0.weight" in self.mlps
         self.has_records = (settings.enable_records and "record_decoder.inst_proj.weight" in self.mlps
-                            and "candidate_encoder.weight" in self.w)
+                            and "candidate_encoder.weight" in self.w and settings.candidate_pool == "shared")
+        self.records_refusal = None if self.has_records else (
+            "records are decoded over the shared candidate pool only; this checkpoint's candidate_pool is "
+            "\"per_query\"" if settings.enable_records and settings.candidate_pool != "shared"
+            else "no record head (enable_records is off)")
 
     @classmethod
     def load(cls, path: Path, raw_config: Mapping[str, Any]) -> "BoundaryModel":
@@ -69,12 +93,18 @@ class BoundaryModel:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{path}: cannot read the head weights: {exc}") from exc
         model = cls(weights, settings)
-        required = ["boundary_encoder.left_projection.weight", "shared_pool_builder.start_projection.weight",
-                    "shared_pool_scorer.film.weight"]
+        shared = settings.candidate_pool == "shared"
+        scorer = "shared_pool_scorer" if shared else "pair_scorer"
+        required = ["boundary_encoder.left_projection.weight"]
+        required += (["shared_pool_builder.start_projection.weight", "shared_pool_scorer.film.weight"] if shared else
+                     ["boundary_proposer.start_pair_projection.weight", "pair_scorer.compat_mix.weight",
+                      "pair_scorer.length_query_projection.weight",
+                      "pair_scorer.inside_weight.weight" if settings.proposer.query_conditioned_inside_weight
+                      else "pair_scorer.inside_weight"])
         if settings.enable_span_content:
-            required += ["shared_pool_scorer.content_pooler.value_projection.weight",
-                         "shared_pool_scorer.content_projection.weight"]
-        elif "shared_pool_scorer.content_pooler.value_projection.weight" in model.w:
+            required += [f"{scorer}.content_pooler.value_projection.weight",
+                         f"{scorer}.content_projection.weight" if shared else "pair_scorer.content_bias.weight"]
+        elif f"{scorer}.content_pooler.value_projection.weight" in model.w:
             raise ModelLoadError(f"{path}: the head has span content weights but boundary_head.enable_span_content "
                                  "is not true")
         if settings.enable_relations and settings.relation_biaffine_content:
@@ -100,6 +130,14 @@ class BoundaryModel:
         out = run_head(tok, tmask, qry, qmask, self.w, self.settings)
         rows = []
         for i, q in enumerate(queries):
+            if out.valid.ndim == 3:  # per-query candidates
+                spans, logits, valid = _union(out.indices[i, :len(q)], out.valid[i, :len(q)],
+                                              out.pair_logits[i, :len(q)])
+                rows.append(RowScores(spans, logits,
+                                      None if out.null_logits is None else out.null_logits[i, :len(q)],
+                                      None if out.count_log_rates is None else out.count_log_rates[i, :len(q)],
+                                      None, valid))
+                continue
             keep = out.valid[i]
             rows.append(RowScores(out.indices[i][keep], out.pair_logits[i, :len(q)][:, keep],
                                   None if out.null_logits is None else out.null_logits[i, :len(q)],
@@ -137,14 +175,19 @@ class BoundaryModel:
         if tokens is not None and queries is not None:
             def explicit(which: Sequence[int], spans: Sequence[tuple[int, int]]) -> np.ndarray:
                 return self.explicit(tokens, queries[[q0 + q for q in which]], spans)
-        return BoundaryScores(row.spans, probs.astype(np.float32), null, counts, self.settings, explicit)
+        return BoundaryScores(row.spans, probs.astype(np.float32), null, counts, self.settings, explicit,
+                              None if row.valid is None else row.valid[q0:q1])
 
-    def relation(self, row: "RowScores", q: int, tokens: np.ndarray, queries: np.ndarray) -> RelationPairs:
+    def relation(self, row: "RowScores", q: int, tokens: np.ndarray, queries: np.ndarray,
+                 settings: HeadSettings | None = None, allow_self: bool = False) -> RelationPairs:
         """A relation task's pairs: its head and tail role queries are ``q`` and ``q + 1``; the
-        relation's state is their mean, or both side by side (``directional_relation_states``)."""
+        relation's state is their mean, or both side by side (``directional_relation_states``).
+        ``settings`` overrides the checkpoint's (joint decoding caps the role and pair counts)."""
         roles = queries[q:q + 2]
         state = roles.reshape(-1) if self.settings.directional_relation_states else roles.mean(0)
-        return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens, state, self.mlps, self.settings)
+        head_ok, tail_ok = (None, None) if row.valid is None else (row.valid[q], row.valid[q + 1])
+        return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens, state, self.mlps,
+                              settings or self.settings, head_ok, tail_ok, allow_self)
 
     def record_logits(self, group: RecordGroup, row: RowScores, queries: np.ndarray) -> GroupLogits:
         """The record head's logits for one structure with a ``mode`` over the row's pool."""

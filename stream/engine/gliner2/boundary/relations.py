@@ -34,6 +34,7 @@ class RelationPairs(NamedTuple):
     head_prob: np.ndarray  # [P]
     tail_prob: np.ndarray  # [P]
     prob: np.ndarray  # [P] sigmoid(relation logit / temperature)
+    logit: np.ndarray | None = None  # [P] relation logit / temperature
 
 
 def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> np.ndarray:
@@ -44,18 +45,23 @@ def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> np.ndarray:
 
 
 def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.ndarray, states: np.ndarray,
-                   relation_query: np.ndarray, w: Weights, s: HeadSettings) -> RelationPairs:
+                   relation_query: np.ndarray, w: Weights, s: HeadSettings, head_ok: np.ndarray | None = None,
+                   tail_ok: np.ndarray | None = None, allow_self: bool = False) -> RelationPairs:
     """``spans`` [C, 2] (valid pool candidates), the head and tail role queries' pair logits [C],
-    ``states`` [words, H] the row's word states."""
+    ``states`` [words, H] the row's word states; ``head_ok`` / ``tail_ok`` [C]: the candidates
+    each role query proposed (per-query path; None: all); ``allow_self``: a span may pair with
+    itself (a joint schema's relation option; gliner2's relation tasks never allow it)."""
     with np.errstate(over="ignore"):
         hp_all = 1.0 / (1.0 + np.exp(-head_logits))
         tp_all = 1.0 / (1.0 + np.exp(-tail_logits))
-    heads = np.flatnonzero(hp_all >= np.float32(s.relation_argument_proposal_threshold))
-    tails = np.flatnonzero(tp_all >= np.float32(s.relation_argument_proposal_threshold))
+    passing_h = hp_all >= np.float32(s.relation_argument_proposal_threshold)
+    passing_t = tp_all >= np.float32(s.relation_argument_proposal_threshold)
+    heads = np.flatnonzero(passing_h if head_ok is None else passing_h & head_ok)
+    tails = np.flatnonzero(passing_t if tail_ok is None else passing_t & tail_ok)
     hi = heads[_select(spans[heads], hp_all[heads], s.relation_heads_per_type)]
     ti = tails[_select(spans[tails], tp_all[tails], s.relation_tails_per_type)]
     score = (hp_all[hi][:, None] * tp_all[ti][None, :]).astype(np.float32)
-    same = (spans[hi][:, None, :] == spans[ti][None, :, :]).all(-1)  # a span paired with itself
+    same = (spans[hi][:, None, :] == spans[ti][None, :, :]).all(-1) & (not allow_self)  # a span with itself
     # gliner2 ranks over the padded [heads_per_type x tails_per_type] grid: flat index h * Rt + t
     grid = np.full(s.relation_heads_per_type * s.relation_tails_per_type, FLOOR, np.float32)
     grid_valid = np.zeros(len(grid), bool)
@@ -77,10 +83,11 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
     logits = linear(gelu(linear(feats, w, "relation_scorer.mlp.0")), w, "relation_scorer.mlp.3")[:, 0]
     if "relation_scorer.head_content_projection.weight" in w:
         logits = logits + _biaffine_content(states, head, tail, relation_query, w)
+    scaled = (logits / np.float32(s.relation_temperature)).astype(np.float32)
     with np.errstate(over="ignore"):
-        prob = 1.0 / (1.0 + np.exp(-logits / np.float32(s.relation_temperature)))
+        prob = 1.0 / (1.0 + np.exp(-scaled))
     return RelationPairs(head, tail, hp_all[h_idx].astype(np.float32), tp_all[t_idx].astype(np.float32),
-                         prob.astype(np.float32))
+                         prob.astype(np.float32), scaled)
 
 
 def _biaffine_content(states: np.ndarray, head: np.ndarray, tail: np.ndarray, relation_query: np.ndarray,
