@@ -117,7 +117,16 @@ def test_joint_decoding_stands_alone_and_refuses_bad_configs_naming_the_key():
     with pytest.raises(InvalidInput) as err:
         engine.check_schema({"joint": {**joint, "config": {"batch_size": 4}}})
     assert "schema.joint.config.batch_size" in err.value.message
+    for bad, key in (({"entities": "person"}, "entities"), ({"entities": {"a": {}}, "relations": "r"}, "relations")):
+        with pytest.raises(InvalidInput) as err:
+            engine.check_schema({"joint": bad})
+        assert f"schema.joint.{key}" in err.value.message
     with pytest.raises(InvalidInput) as err:
         engine.check_schema({"joint": {"entities": {"person": {}},
                                        "relations": {"r": {"head": ["person"], "tail": ["city"]}}}})
     assert err.value.reason == "invalid_schema" and "unknown entity types" in err.value.message
+    for entities in ({"person": 5}, {"person": {"description": ["a"]}},  # a description joins the prompt
+                     [{"name": "person", "description": 3}]):
+        with pytest.raises(InvalidInput) as err:
+            engine.check_schema({"joint": {"entities": entities}})
+        assert "schema.joint.entities.person.description" in err.value.message

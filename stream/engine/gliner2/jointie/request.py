@@ -111,10 +111,20 @@ def parse(raw: Any, where: str) -> Joint:
     unknown = sorted(set(raw) - {"entities", "relations", "constraints", "config"})
     if unknown:
         raise _bad(f"{where}.{unknown[0]}", "unknown key (known: entities, relations, constraints, config)")
-    if not raw.get("entities"):
-        raise _bad(f"{where}.entities", "must name at least one entity type")
+    if not raw.get("entities") or not isinstance(raw["entities"], (Mapping, list)):
+        raise _bad(f"{where}.entities", "must name at least one entity type ({name: {...}} or a list)")
+    if not isinstance(raw.get("relations", {}), (Mapping, list)):
+        raise _bad(f"{where}.relations", "must be an object {name: {head, tail, ...}} or a list")
     if not isinstance(raw.get("constraints", []), list):
         raise _bad(f"{where}.constraints", "must be a list")
+    entities = raw["entities"]
+    items = (entities.items() if isinstance(entities, Mapping) else
+             [(v.get("name"), v) if isinstance(v, Mapping) else (v, None) for v in entities]
+             if isinstance(entities, list) else ())
+    for name, spec in items:
+        description = spec.get("description") if isinstance(spec, Mapping) else spec
+        if description is not None and not isinstance(description, str):  # it joins the prompt
+            raise _bad(f"{where}.entities.{name}.description", "must be a string")
     try:
         compiled = compile_schema(JointSchema.from_dict({k: raw[k] for k in ("entities", "relations", "constraints")
                                                         if k in raw}))
