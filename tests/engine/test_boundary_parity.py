@@ -6,8 +6,8 @@ schema boundary checkpoints serve (entities, attributes, structures, records in 
 relations, classifications) over 314 texts — on both test encoders: the 2-layer BERT with the
 MiniLM WordPiece vocabulary, and DeBERTa-v2 with a SentencePiece-style tokenizer (what the
 public ``gliner2.5-*-v1`` checkpoints run on) — and on the BERT head with the per-query
-proposer and pair reranker instead of the shared pool (``bert-per-query``, every case but the
-record ones: records are served on the shared pool only).
+proposer and pair reranker instead of the shared pool (``bert-per-query``: records too, each field
+over its own query's candidates, as gliner2's ``RecordHead.forward_group`` takes them).
 
 Deliberate differences: a candidate outside the caller's text — reaching into the period gliner2
 appends to a text without final punctuation (as on span checkpoints), or starting in the schema
@@ -17,7 +17,13 @@ attribute spans beyond ``pool_size`` are scored in several pools (gliner2 raises
 record's anchor is a candidate in the schema prefix and a choice field takes the anchor's
 offsets, gliner2 raises for the whole batch ("token boundaries out of range": seen on the DeBERTa
 fixture) while spanstream gives the choice the offsets gliner2 gives one without an anchor, (0, 0)
-(the golden holds gliner2's error for those texts). ``raw`` in the
+(the golden holds gliner2's error for those texts). On the per-query checkpoint a result may
+differ when the text is batched with others and be identical when it runs alone, as the goldens
+ran: batch-mates change the float rounding, which can flip a near-tie for the last place of a
+query's candidate budget; and a span two fields proposed seeds two latent instances, identical in
+spanstream (one state) where gliner2's differ by rounding, so an exclusive field's value may go to
+the other twin and the same records come in another order. Both are counted and bounded (≤ 1 in
+2,000). ``raw`` in the
 golden file keeps what gliner2 returns where the result differs.
 """
 
@@ -41,7 +47,7 @@ from tests.engine.test_gliner2_parity import (
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MODEL = FIXTURES / "tiny-boundary" / "bert" / "spanstream"
 ENCODERS = {"bert": "golden-boundary.json.gz", "deberta": "golden-boundary-deberta.json.gz",
-            # the per-query proposer and pair reranker (no record head: every case but records)
+            # the per-query proposer and pair reranker
             "bert-per-query": "golden-boundary-bert-per-query.json.gz"}
 
 
@@ -68,23 +74,72 @@ def engine(encoder):
 
 def test_boundary_results_match_gliner2_batch_extract(engine, golden, encoder):
     texts = golden["texts"]
-    assert len(texts) >= 300 and len(golden["cases"]) >= (40 if encoder == "bert-per-query" else 50)
+    assert len(texts) >= 300 and len(golden["cases"]) >= 50
     THRESHOLD_TIES.clear()
     GLINER2_RAISED.clear()
     compared, silent, deltas, failures = _check(engine, golden, "cases", texts, long=False)
+    flips = _batch_flips(engine, golden, texts, failures) if encoder == "bert-per-query" else []
+    failures = [f for f in failures if f not in flips]
+    twins = _twin_seed_ties(engine, golden, texts, failures) if encoder == "bert-per-query" else []
+    failures = [f for f in failures if f not in twins]
     # gliner2 raises where a record's anchor is a candidate in the schema prefix and a choice field
     # takes the anchor's offsets (negative character offsets); spanstream gives such a choice
     # gliner2's offsets for a record without an anchor, (0, 0) (named difference)
     assert all("out of range" in error and name.startswith("rec-") for name, _, error in GLINER2_RAISED), \
         GLINER2_RAISED[:3]
-    print(f"\n[boundary, {encoder}] {compared} results identical to gliner2 {golden['gliner2_version']} "
+    print(f"\n[boundary, {encoder}] {compared - len(flips) - len(twins)} results identical to gliner2 {golden['gliner2_version']} "
           f"({len(texts)} texts x {len(golden['cases'])} cases), max score delta {max(deltas):.2e} "
           f"({len(THRESHOLD_TIES)} with an item at the threshold within 1e-4, kept by one side only); "
           f"{silent} results on texts with a silent word checked for offsets only; {len(GLINER2_RAISED)} where "
-          f"gliner2 raises")
+          f"gliner2 raises; {len(flips)} where batching flips a near-tie at the per-query candidate budget, "
+          f"{len(twins)} where twin latent seeds take an exclusive value in the other order")
+    assert len(flips) <= compared // 2000 and len(twins) <= compared // 2000, (flips + twins)[:3]
     assert not failures, f"{len(failures)} differ; first: " + "\n".join(failures[:5])
     entities = sum(1 for e in golden["cases"]["ents"]["expected"] if any(e["entities"].values()))
     assert entities > 250  # the fixture's scores are decisive: most texts have entities to compare
+
+
+def _batch_flips(engine, golden, texts, failures) -> list[str]:
+    """The failures that vanish when the text runs alone, as the goldens ran it (gliner2 one text a
+    call): batch-mates change a row's float rounding (~1e-7), which can flip which of two
+    near-equal candidates takes the last place of a query's ``candidate_budget``."""
+    import re
+
+    flips = []
+    for failure in failures:
+        name, i = re.match(r"(\S+) text (\d+) ", failure).groups()
+        entry = golden["cases"][name]
+        alone = {"cases": {name: {**entry, "expected": [entry["expected"][int(i)]]}}}
+        if not _check(engine, alone, "cases", [texts[int(i)]], long=False)[3]:
+            flips.append(failure)
+    return flips
+
+
+def _twin_seed_ties(engine, golden, texts, failures) -> list[str]:
+    """Latent records on the per-query path: a span two fields proposed seeds two instances, and
+    in spanstream the two are identical (one span, one state), so an ``exclusive`` field's value
+    goes to either by the assignment's tie rule; in gliner2 their states differ by rounding and
+    that decides. The same records then come in another order: the failures where, per
+    structure, spanstream's records are gliner2's, reordered."""
+    import re
+
+    from tests.fixtures.gliner2_cases import SCHEMAS
+
+    twins = []
+    for failure in failures:
+        name, i = re.match(r"(\S+) text (\d+) ", failure).groups()
+        entry = golden["cases"][name]
+        _, schema_name, threshold, conf, spans, policy = entry["case"]
+        if not name.startswith("rec-latent"):
+            continue
+        ours = engine.extract([texts[int(i)]], SCHEMAS[schema_name], threshold=threshold, include_confidence=conf,
+                              include_spans=spans, overlap_policy=policy)[0]
+        ref = entry["expected"][int(i)]
+        if ours.keys() == ref.keys() and all(
+                isinstance(ours[k], list) and sorted(map(json.dumps, ours[k])) == sorted(map(json.dumps, ref[k]))
+                for k in ours):
+            twins.append(failure)
+    return twins
 
 
 def test_named_differences_are_only_the_appended_period_and_prefix_candidates(golden, encoder):

@@ -17,7 +17,7 @@ import pytest
 
 from stream.engine.gliner2.boundary.head import run_head, score_explicit, settings_from_config
 from stream.engine.gliner2.engine import Gliner2Engine
-from stream.errors import InvalidInput, ModelLoadError
+from stream.errors import ModelLoadError
 from tests.fixtures.make_golden_per_query import OPTIONS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -76,18 +76,6 @@ def test_a_config_without_candidate_pool_gets_gliner2s_default_and_unknown_value
         settings_from_config({"candidate_pool": "global"})
     with pytest.raises(ValueError, match="export_mode"):
         settings_from_config({"export_mode": "onnx"})
-
-
-def test_record_modes_on_a_per_query_checkpoint_are_refused_with_the_reason(tmp_path):
-    folder = tmp_path / "model"
-    shutil.copytree(CHECKPOINT, folder)
-    config = json.loads((folder / "gliner2_config.json").read_text())
-    config["boundary_head"]["enable_records"] = True
-    (folder / "gliner2_config.json").write_text(json.dumps(config))
-    engine = Gliner2Engine(folder)
-    with pytest.raises(InvalidInput) as err:
-        engine.check_schema({"structures": {"p": {"mode": "natural", "fields": [{"name": "n", "dtype": "str"}]}}})
-    assert err.value.reason == "unsupported_schema" and "per_query" in err.value.message
 
 
 def test_a_per_query_checkpoint_missing_its_reranker_weights_is_refused_at_load(tmp_path):

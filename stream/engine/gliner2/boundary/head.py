@@ -86,7 +86,7 @@ class HeadOutput(NamedTuple):
     pair_logits: np.ndarray  # [B, Q, C]
     null_logits: np.ndarray | None  # [B, Q]
     count_log_rates: np.ndarray | None  # [B, Q]
-    candidate_states: np.ndarray | None  # [B, C, H] (records)
+    candidate_states: np.ndarray | None  # [B, C, H] (records); per-query: [B, Q, C, H]
 
 
 def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray,
@@ -163,7 +163,14 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
         cand = _proposals(enc, marg, queries, query_mask, w, settings)
         logits = rerank(enc.states, queries, cand, marg.start_logits, marg.end_logits, inside,
                         marg.inside_prefix_mean, token_mask.sum(1), w, settings.proposer, tokens, token_mask)
-        return HeadOutput(cand.indices, cand.valid, logits, null, count, None)
+        states = None
+        if "candidate_encoder.weight" in w:  # [B, Q, C, H]: a span's state does not depend on the query
+            b = np.arange(enc.states.shape[0])[:, None, None]
+            n = enc.states.shape[1]
+            ends = np.concatenate([enc.states[b, np.clip(cand.indices[..., 0], 0, n - 1)],
+                                   enc.states[b, np.clip(cand.indices[..., 1], 0, n - 1)]], -1)
+            states = np.where(cand.valid[..., None], linear(ends, w, "candidate_encoder"), np.float32(0))
+        return HeadOutput(cand.indices, cand.valid, logits, null, count, states)
     pool = build_pool(enc.states, enc.mask, query_mask, marg.start_logits, marg.end_logits, w,
                       settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query)
     inside = marg.inside_prefix if settings.use_inside_evidence else None

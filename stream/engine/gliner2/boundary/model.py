@@ -46,23 +46,39 @@ class RowScores(NamedTuple):
     logits: np.ndarray  # [queries, C]
     null_logits: np.ndarray | None  # [queries]
     count_log_rates: np.ndarray | None  # [queries]
-    candidate_states: np.ndarray | None  # [C, H]: what the record head reads (shared pool)
+    candidate_states: np.ndarray | None  # [C, H]: what the record head reads
     valid: np.ndarray | None = None  # bool [queries, C]; None: every query has every candidate
+    own: np.ndarray | None = None  # int [queries, K]: each query's candidates in its own order (-1: none)
 
 
-def _union(indices: np.ndarray, valid: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One row's per-query candidates (``[Q, C, 2]``, ``[Q, C]``, logits ``[Q, C]``) as one span
-    list: the spans, every query's logit at each (sentinel where it did not propose it) and validity."""
+def _union(indices: np.ndarray, valid: np.ndarray, logits: np.ndarray, states: np.ndarray | None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """One row's per-query candidates (``[Q, C, 2]``, ``[Q, C]``, logits ``[Q, C]``, states
+    ``[Q, C, H]``) as one span list: the spans, every query's logit at each (sentinel where it did
+    not propose it), validity, each span's state (the same whichever query proposed it), and each
+    query's candidates as span indices in its own order."""
     column: dict[tuple[int, int], int] = {}
+    first: list[tuple[int, int]] = []
     for q, c in zip(*np.nonzero(valid)):
-        column.setdefault((int(indices[q, c, 0]), int(indices[q, c, 1])), len(column))
+        key = (int(indices[q, c, 0]), int(indices[q, c, 1]))
+        if key not in column:
+            column[key] = len(column)
+            first.append((q, c))
     spans = np.asarray(list(column), dtype=np.int64).reshape(-1, 2)
     out = np.full((valid.shape[0], len(column)), MASK_LOGIT, np.float32)
     proposed = np.zeros(out.shape, bool)
+    own = np.full(valid.shape, -1, np.int64)
+    seen = np.zeros(valid.shape[0], np.int64)
     for q, c in zip(*np.nonzero(valid)):
         at = column[(int(indices[q, c, 0]), int(indices[q, c, 1]))]
         out[q, at], proposed[q, at] = logits[q, c], True
-    return spans, out, proposed
+        own[q, seen[q]] = at
+        seen[q] += 1
+    union_states = None
+    if states is not None:
+        union_states = (states[tuple(np.asarray(first).T)] if first
+                        else np.zeros((0, states.shape[-1]), np.float32))
+    return spans, out, proposed, union_states, own
 
 
 class BoundaryModel:
@@ -74,11 +90,8 @@ class BoundaryModel:
         self.settings = settings
         self.has_relations = settings.enable_relations and "relation_scorer.mlp.0.weight" in self.mlps
         self.has_records = (settings.enable_records and "record_decoder.inst_proj.weight" in self.mlps
-                            and "candidate_encoder.weight" in self.w and settings.candidate_pool == "shared")
-        self.records_refusal = None if self.has_records else (
-            "records are decoded over the shared candidate pool only; this checkpoint's candidate_pool is "
-            "\"per_query\"" if settings.enable_records and settings.candidate_pool != "shared"
-            else "no record head (enable_records is off)")
+                            and "candidate_encoder.weight" in self.w)
+        self.records_refusal = None if self.has_records else "no record head (enable_records is off)"
 
     @classmethod
     def load(cls, path: Path, raw_config: Mapping[str, Any]) -> "BoundaryModel":
@@ -131,12 +144,13 @@ class BoundaryModel:
         rows = []
         for i, q in enumerate(queries):
             if out.valid.ndim == 3:  # per-query candidates
-                spans, logits, valid = _union(out.indices[i, :len(q)], out.valid[i, :len(q)],
-                                              out.pair_logits[i, :len(q)])
+                spans, logits, valid, states, own = _union(
+                    out.indices[i, :len(q)], out.valid[i, :len(q)], out.pair_logits[i, :len(q)],
+                    None if out.candidate_states is None else out.candidate_states[i, :len(q)])
                 rows.append(RowScores(spans, logits,
                                       None if out.null_logits is None else out.null_logits[i, :len(q)],
                                       None if out.count_log_rates is None else out.count_log_rates[i, :len(q)],
-                                      None, valid))
+                                      states, valid, own))
                 continue
             keep = out.valid[i]
             rows.append(RowScores(out.indices[i][keep], out.pair_logits[i, :len(q)][:, keep],
@@ -190,9 +204,10 @@ class BoundaryModel:
                               settings or self.settings, head_ok, tail_ok, allow_self)
 
     def record_logits(self, group: RecordGroup, row: RowScores, queries: np.ndarray) -> GroupLogits:
-        """The record head's logits for one structure with a ``mode`` over the row's pool."""
+        """The record head's logits for one structure with a ``mode`` over the row's candidates
+        (per-query path: each field over the candidates its own query proposed)."""
         assert row.candidate_states is not None
-        return group_logits(group, row.candidate_states, queries, row.logits, self.mlps)
+        return group_logits(group, row.candidate_states, queries, row.logits, self.mlps, row.own)
 
     def class_logits(self, label_states: np.ndarray) -> np.ndarray:
         """The classifier (Linear, ReLU, Dropout, Linear) on each label's marker state, divided

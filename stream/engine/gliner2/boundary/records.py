@@ -66,25 +66,28 @@ def record_group(struct, first_query: int) -> RecordGroup:
 
 class GroupLogits(NamedTuple):
     objects: np.ndarray  # [I] object logits
-    assign: np.ndarray  # [I, F, 1 + C]: column 0 is ABSENT
-    seeds: np.ndarray | None  # [I] pool index seeding each instance (natural), None otherwise
+    assign: np.ndarray  # [I, F, 1 + C]: column 0 is ABSENT, then the row's candidates
+    seeds: np.ndarray | None  # [I] candidate seeding each instance (natural), None otherwise
+    field_candidates: tuple[np.ndarray, ...] | None = None
+    "Per-query path: each field's candidates (the row's indices, in its query's own order); None: all."
 
 
 def group_logits(group: RecordGroup, candidate_states: np.ndarray, queries: np.ndarray, pair_logits: np.ndarray,
-                 w: Weights) -> GroupLogits:
+                 w: Weights, own: np.ndarray | None = None) -> GroupLogits:
     """``RecordHead.forward_groups_dense`` for one row and one group, over the row's valid pool
     candidates (``candidate_states`` [C, H], ``pair_logits`` [queries, C]). Instances are
-    candidates (natural, latent) or the learned queries (anchorless)."""
+    candidates (natural, latent) or the learned queries (anchorless). On the per-query path
+    (``own`` [queries, K]: each query's candidates as row indices in its own order, -1 padding)
+    it is ``RecordHead.forward_group``: each field scores only its own query's candidates, natural
+    instances are the anchor's candidates, latent seeds every field's candidates in turn (a span
+    two fields proposed seeds twice, as in gliner2), anchorless attends over them all."""
     prefix = "record_decoder"
+    if own is not None:
+        return _per_query_logits(group, candidate_states, queries, pair_logits, w, own)
     if not len(candidate_states):  # no candidate: no instance can hold a field value
         return GroupLogits(np.zeros(0, np.float32), np.zeros((0, len(group.fields), 1), np.float32), None)
     if group.mode == "anchorless":
-        learned = w[f"{prefix}.instance_embed"]
-        q = linear(learned, w, f"{prefix}.q_proj")
-        k = linear(candidate_states, w, f"{prefix}.k_proj")
-        v = linear(candidate_states, w, f"{prefix}.v_proj")
-        attention = softmax(q @ k.T / np.float32(math.sqrt(q.shape[-1])), axis=-1)
-        instances = learned + attention @ v
+        instances = _anchorless(candidate_states, w)
         objects = linear(instances, w, f"{prefix}.object_head")[..., 0]
         seeds = None
     else:
@@ -96,13 +99,53 @@ def group_logits(group: RecordGroup, candidate_states: np.ndarray, queries: np.n
         else:
             objects = linear(candidate_states, w, f"{prefix}.latent_seed_head")[..., 0]
             seeds = None
+    return GroupLogits(objects.astype(np.float32), _assign(group, instances, queries, candidate_states, w), seeds)
+
+
+def _anchorless(context: np.ndarray, w: Weights) -> np.ndarray:
+    prefix = "record_decoder"
+    learned = w[f"{prefix}.instance_embed"]
+    if not len(context):
+        return learned
+    q = linear(learned, w, f"{prefix}.q_proj")
+    k = linear(context, w, f"{prefix}.k_proj")
+    v = linear(context, w, f"{prefix}.v_proj")
+    attention = softmax(q @ k.T / np.float32(math.sqrt(q.shape[-1])), axis=-1)
+    return learned + attention @ v
+
+
+def _assign(group: RecordGroup, instances: np.ndarray, queries: np.ndarray, candidate_states: np.ndarray,
+            w: Weights) -> np.ndarray:
+    prefix = "record_decoder"
     field_queries = queries[[f.query for f in group.fields]]
     query = (linear(instances, w, f"{prefix}.inst_proj")[:, None, :]
              + linear(field_queries, w, f"{prefix}.field_proj")[None, :, :])  # [I, F, D]
     absent = query @ w[f"{prefix}.null_embed"]
     candidates = query @ linear(candidate_states, w, f"{prefix}.cand_proj").T  # [I, F, C]
-    return GroupLogits(objects.astype(np.float32),
-                       np.concatenate([absent[..., None], candidates], -1).astype(np.float32), seeds)
+    return np.concatenate([absent[..., None], candidates], -1).astype(np.float32)
+
+
+def _per_query_logits(group: RecordGroup, candidate_states: np.ndarray, queries: np.ndarray,
+                      pair_logits: np.ndarray, w: Weights, own: np.ndarray) -> GroupLogits:
+    prefix = "record_decoder"
+    lists = tuple(own[f.query][own[f.query] >= 0] for f in group.fields)
+    seeds = None
+    if group.mode == "natural":
+        assert group.anchor is not None
+        seeds = lists[group.anchor]
+        instances = candidate_states[seeds]
+        objects = pair_logits[group.fields[group.anchor].query][seeds]
+    elif group.mode == "latent":
+        order = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+        instances = candidate_states[order]
+        objects = (linear(instances, w, f"{prefix}.latent_seed_head")[..., 0] if len(order)
+                   else np.zeros(0, np.float32))
+    else:
+        instances = _anchorless(candidate_states[np.concatenate(lists)] if lists else candidate_states[:0], w)
+        objects = linear(instances, w, f"{prefix}.object_head")[..., 0]
+    assign = _assign(group, instances, queries, candidate_states, w) if len(instances) else np.zeros(
+        (0, len(group.fields), 1 + len(candidate_states)), np.float32)
+    return GroupLogits(np.asarray(objects, np.float32), assign, seeds, lists)
 
 
 class DecodedRecord(NamedTuple):
@@ -177,20 +220,26 @@ def linear_sum_assignment(cost: np.ndarray) -> list[tuple[int, int]]:
 def decode_group(group: RecordGroup, logits: GroupLogits, spans: np.ndarray, threshold: float,
                  temperature: float = 1.0) -> list[DecodedRecord]:
     """gliner2's ``decode_group`` with one threshold for anchors, objects and fields (what its
-    engine passes), on the instances whose object probability passes it."""
+    engine passes), on the instances whose object probability passes it. Each field decides over
+    its own candidates (all of the row's on the shared pool)."""
     if temperature <= 0:
         raise ValueError("record_temperature must be > 0")
     probs = _sigmoid(logits.objects / temperature)
     order = sorted(range(len(probs)), key=lambda i: (-float(probs[i]), i))
     selected = [i for i in order if float(probs[i]) >= threshold]
-    assign = logits.assign.astype(np.float64) / temperature
-    n_cand = assign.shape[-1] - 1
+    every = np.arange(logits.assign.shape[-1] - 1)
+    columns = [every if logits.field_candidates is None else logits.field_candidates[f]
+               for f in range(len(group.fields))]
+    # per field [I, 1 + its candidates] (column 0 ABSENT), and its candidates' row indices
+    field_assign = [logits.assign[:, f][:, np.concatenate([[0], 1 + cols]).astype(np.int64)].astype(np.float64)
+                    / temperature for f, cols in enumerate(columns)]
     scalar_choice: dict[tuple[int, int], tuple[int, float] | None] = {}
     list_owner: dict[tuple[int, int], tuple[int, float]] = {}
     for f, field in enumerate(group.fields):
         if not field.exclusive or not selected or f == group.anchor:
             continue
-        rows = assign[selected, f]  # [R, 1 + C]
+        n_cand = len(columns[f])
+        rows = field_assign[f][selected]  # [R, 1 + C]
         if field.scalar:
             if n_cand == 0:
                 for inst in selected:
@@ -213,13 +262,13 @@ def decode_group(group: RecordGroup, logits: GroupLogits, spans: np.ndarray, thr
                 if col >= n_cand or (float(cand_p[row, col]) < threshold and field.allows_absent):
                     scalar_choice[(inst, f)] = None
                 else:
-                    scalar_choice[(inst, f)] = (col, float(cand_p[row, col]))
+                    scalar_choice[(inst, f)] = (int(columns[f][col]), float(cand_p[row, col]))
         elif n_cand:
             p = _sigmoid(rows[:, 1:])
             for c in range(n_cand):
                 best = int(np.argmax(p[:, c]))
                 if float(p[best, c]) >= threshold:
-                    list_owner[(f, c)] = (selected[best], float(p[best, c]))
+                    list_owner[(f, int(columns[f][c]))] = (selected[best], float(p[best, c]))
 
     records = []
     for inst in selected:
@@ -232,7 +281,8 @@ def decode_group(group: RecordGroup, logits: GroupLogits, spans: np.ndarray, thr
                 if anchor is not None:
                     fields[f] = [(anchor, float(probs[inst]))]
                 continue
-            row = assign[inst, f]
+            row = field_assign[f][inst]
+            n_cand = len(columns[f])
             if field.scalar:
                 if field.exclusive:
                     choice = scalar_choice.get((inst, f))
@@ -243,17 +293,18 @@ def decode_group(group: RecordGroup, logits: GroupLogits, spans: np.ndarray, thr
                 col = int(np.argmax(p)) if field.allows_absent else 1 + int(np.argmax(p[1:])) if n_cand else 0
                 if col == 0 or (float(p[col]) < threshold and field.allows_absent):
                     continue
-                fields[f] = [(col - 1, float(p[col]))]
+                fields[f] = [(int(columns[f][col - 1]), float(p[col]))]
             elif n_cand:
                 p = _sigmoid(row[1:])
                 kept = []
                 for c in range(n_cand):
+                    pool = int(columns[f][c])
                     if field.exclusive:
-                        owner = list_owner.get((f, c))
+                        owner = list_owner.get((f, pool))
                         if owner is not None and owner[0] == inst:
-                            kept.append((c, owner[1]))
+                            kept.append((pool, owner[1]))
                     elif float(p[c]) >= threshold:
-                        kept.append((c, float(p[c])))
+                        kept.append((pool, float(p[c])))
                 if kept:
                     fields[f] = kept
         if fields:
