@@ -116,7 +116,7 @@ def test_joint_decoding_stands_alone_and_refuses_bad_configs_naming_the_key():
     assert "schema.joint.config.beam_size" in err.value.message
     with pytest.raises(InvalidInput) as err:  # the search's size is bounded: one request cannot stall a worker
         engine.check_schema({"joint": {**joint, "config": {"beam_size": 10**9}}})
-    assert "schema.joint.config.beam_size" in err.value.message and "256" in err.value.message
+    assert "schema.joint.config.beam_size" in err.value.message and "64" in err.value.message
     with pytest.raises(InvalidInput) as err:
         engine.check_schema({"joint": {**joint, "config": {"batch_size": 4}}})
     assert "schema.joint.config.batch_size" in err.value.message

@@ -21,10 +21,11 @@ from .result import JointEntity, JointRelation, JointResult, ResultBuilder
 from .schema import JointSchema
 
 RESULT_KEY = "joint"
-# Upper bounds a request may set (the search's cost grows with them; one request must not stall a
-# worker): gliner2's defaults sit well inside (beam 32, 32 entities and 12 role candidates a type).
-LIMITS = {"beam_size": 256, "top_k_entities": 256, "top_k_roles": 64, "count_top_k": 8, "relation_pair_cap": 1024,
-          "max_edges_per_type": 1024, "rescue_per_role": 64}
+# Upper bounds a request may set (the search is pure Python and its cost grows with the beam times
+# the candidate edges: one request must not stall a worker): gliner2's defaults sit inside (beam 32,
+# 32 entities and 12 role candidates a type, 128 pairs, 256 edges a type, 2 count hypotheses).
+LIMITS = {"beam_size": 64, "top_k_entities": 64, "top_k_roles": 32, "count_top_k": 4, "relation_pair_cap": 256,
+          "max_edges_per_type": 256, "rescue_per_role": 32}
 _NOT_HERE = {"batch_size": "batching is the server's", "max_len": "long texts are windowed by the server"}
 
 
