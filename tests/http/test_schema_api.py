@@ -105,7 +105,28 @@ def test_constrained_classification_over_http(server, engine):
     assert status == 422 and body["error"]["reason"] == "infeasible_classification", body
 
 
+def test_joint_decoding_over_http(server, engine):
+    """gliner2's JointIE: the result under ``joint``, as the engine (checked against gliner2 by
+    test_jointie_engine) gives it; its relations join entity ids of the types the schema allows."""
+    schema = {"joint": {"entities": {"person": {}, "organization": {}},
+                        "relations": {"works_for": {"head": ["person"], "tail": ["organization"]}},
+                        "config": {"beam_size": 8}}}
+    _validate("ExtractRequest", {"texts": TEXTS, "schema": schema})
+    status, _, body = post(server, {"texts": TEXTS, "schema": schema})
+    assert status == 200, body
+    _validate("SchemaExtractResponse", body)
+    assert body["results"] == json.loads(json.dumps(engine.extract(TEXTS, schema)))
+    for result in body["results"]:
+        types = {e["id"]: e["type"] for e in result["joint"]["entities"]}
+        assert all(types[r["head"]] == "person" and types[r["tail"]] == "organization"
+                   for r in result["joint"]["relations"])
+    assert any(r["joint"]["entities"] for r in body["results"])
+
+
 @pytest.mark.parametrize("body, status, needle", [
+    ({"text": "x", "schema": {"joint": {"entities": {"a": {}}, "config": {"beam_size": 0}}}}, 422,
+     "schema.joint.config.beam_size"),
+    ({"text": "x", "schema": {"joint": {"entities": {"a": {}}}, "entities": ["b"]}}, 422, "schema.entities"),
     ({"text": "x", "schema": {"entities": []}}, 422, "schema.entities: cannot be empty"),
     ({"text": "x", "schema": {"entities": ["a"], "sentiment": 1}}, 422, "unknown key"),
     ({"text": "x", "schema": {"classifications": [{"task": "t", "labels": ["a"]}]}}, 422, "at least 2 labels"),
