@@ -2,7 +2,8 @@
 decoders share (adapted from gliner2 2.1.0: ``classification/scoring.py``'s
 ``ClassificationScores`` without its torch scorer, ``joint_ie/candidates.py``'s
 ``probability_to_logit``, ``center_logit``, ``sigmoid`` and ``joint_ie/result.py``'s
-``_geometric_mean``; Apache-2.0, see NOTICE). The logits come from spanstream's own engine."""
+``_geometric_mean``, imported from their ports in ``jointie``; Apache-2.0, see NOTICE). The
+logits come from spanstream's own engine."""
 from __future__ import annotations
 
 import math
@@ -10,43 +11,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from stream.engine.gliner2.jointie.candidates import center_logit, probability_to_logit, sigmoid  # noqa: F401
+from stream.engine.gliner2.jointie.result import _geometric_mean as geometric_mean  # noqa: F401
+
 from .errors import SchemaError
-
-
-def probability_to_logit(probability: float) -> float:
-    """Return the log-odds, accepting exact zero and one."""
-    if not 0.0 <= probability <= 1.0:
-        raise ValueError("probability must be between zero and one")
-    if probability == 0.0:
-        return -math.inf
-    if probability == 1.0:
-        return math.inf
-    return math.log(probability) - math.log1p(-probability)
-
-
-def center_logit(logit: float, threshold: float = 0.5) -> float:
-    """Center a raw logit so positive utility means passing ``threshold``."""
-    return float(logit) - probability_to_logit(threshold)
-
-
-def sigmoid(value: float) -> float:
-    value = float(value)
-    if value >= 0:
-        z = math.exp(-value)
-        return 1.0 / (1.0 + z)
-    z = math.exp(value)
-    return z / (1.0 + z)
-
-
-def geometric_mean(values: Iterable[float]) -> Optional[float]:
-    values = list(values)
-    if not values:
-        return None
-    if any(value < 0 or value > 1 for value in values):
-        raise ValueError("confidence components must be probabilities in [0, 1]")
-    if any(value == 0 for value in values):
-        return 0.0
-    return math.exp(sum(math.log(value) for value in values) / len(values))
 
 
 def _softmax(values: Sequence[float]) -> list:
