@@ -51,8 +51,8 @@ def test_joint_results_match_gliner2_jointie(golden, checkpoint):
     compared, relations, silent, raised, failures = 0, 0, 0, 0, []
     for name, schema, config in golden["cases"]:
         expected = golden["checkpoints"][checkpoint][name]
-        # the beam of 32 over a span lattice's count hypotheses is gliner2's pure-Python search, ~0.3 s a
-        # text on 2 cores: that case compares every other text (the golden holds them all)
+        # the beam of 32 over a span lattice's count hypotheses is gliner2's pure-Python search (the slowest
+        # case of this file by far): that case compares every other text (the golden holds them all)
         picked = list(range(0, len(texts), 2 if checkpoint.startswith("span") and name == "typed" else 1))
         got = dict(zip(picked, engine.extract([texts[i] for i in picked], {"joint": {**schema, "config": config}})))
         for i, g, e in ((i, got[i], expected[i]) for i in picked):

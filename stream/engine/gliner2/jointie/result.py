@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from collections.abc import Mapping  # isinstance on typing.Mapping is several times slower
+from collections.abc import Mapping
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .constraints import _get  # one copy of gliner2's duck-typed accessor
 
 
 def _number(value: Any) -> float:
@@ -336,15 +338,6 @@ class ResultBuilder:
             return spans[(label, start, end)]
         except KeyError as exc:
             raise ValueError("relation endpoint does not identify a selected entity") from exc
-
-
-def _get(value: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        if isinstance(value, Mapping) and name in value:
-            return value[name]
-        if hasattr(value, name):
-            return getattr(value, name)
-    return default
 
 
 def _identity(value: Any) -> Any:
