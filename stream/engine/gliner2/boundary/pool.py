@@ -36,7 +36,7 @@ def top_boundaries(logits: np.ndarray, valid: np.ndarray, k: int) -> tuple[np.nd
 
 def gather_rows(states: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``[B, N, D]`` at ``[B, K]`` → ``[B, K, D]`` (indices clamped, as gliner2 clamps)."""
-    return np.take_along_axis(states, np.clip(idx, 0, states.shape[1] - 1)[..., None], 1)
+    return states[np.arange(states.shape[0])[:, None], np.clip(idx, 0, states.shape[1] - 1)]
 
 
 def _deduplicate(keys: np.ndarray, scores: np.ndarray, valid: np.ndarray, capacity: int,
@@ -64,7 +64,8 @@ def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, sta
                end_logits: np.ndarray, w: Weights, boundary_top_k: int, pool_size: int, min_per_query: int,
                prefix: str = "shared_pool_builder",
                injected: tuple[np.ndarray, np.ndarray] | None = None) -> Pool:
-    """``DocumentCandidatePool.forward`` in eval, without statistics. ``injected`` = (spans
+    """``DocumentCandidatePool.forward`` in eval, without statistics, and without the trailing
+    padding columns (the pool is at most ``pool_size`` wide). ``injected`` = (spans
     ``[B, K, 2]``, valid ``[B, K]``): spans put in the pool ahead of every other candidate, as
     gliner2's gold injection at probability 1 does for ``score_explicit_spans``."""
     b, n, d = states.shape
@@ -113,6 +114,11 @@ def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, sta
         valid.append(ok)
     sel_keys, sel_valid = _deduplicate(np.concatenate(keys, -1), np.concatenate(scores, -1),
                                        np.concatenate(valid, -1), pool_size, n)
+    # Columns after every row's last candidate are padding: gliner2 scores them and masks them out,
+    # and no valid candidate reads them (a padding key's attention weight is 0), so they are dropped
+    # here — on short texts most of ``pool_size`` is padding.
+    used = int(np.flatnonzero(sel_valid.any(0))[-1]) + 1 if sel_valid.any() else 1
+    sel_keys, sel_valid = sel_keys[:, :used], sel_valid[:, :used]
     sel_keys = np.where(sel_valid, sel_keys, 0)
     sel_s = sel_keys // n
     sel_e = sel_keys - sel_s * n

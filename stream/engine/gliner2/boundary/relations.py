@@ -73,14 +73,10 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
     head, tail = spans[h_idx], spans[t_idx]
     n = states.shape[0]
 
-    def at(pos):
-        return states[np.clip(pos, 0, max(n - 1, 0))]
-
     delta = (tail[:, 0] - head[:, 0]).astype(np.float32)
-    feats = np.concatenate([at(head[:, 0]), at(head[:, 1] - 1), at(tail[:, 0]), at(tail[:, 1] - 1),
-                            np.broadcast_to(relation_query, (len(keep), relation_query.shape[-1])),
-                            np.sign(delta)[:, None], (np.abs(delta) / np.float32(max(n, 1)))[:, None]], -1)
-    logits = linear(gelu(linear(feats, w, "relation_scorer.mlp.0")), w, "relation_scorer.mlp.3")[:, 0]
+    hidden = _first_layer(states, (head[:, 0], head[:, 1] - 1, tail[:, 0], tail[:, 1] - 1), relation_query,
+                          np.sign(delta), np.abs(delta) / np.float32(max(n, 1)), w)
+    logits = linear(gelu(hidden), w, "relation_scorer.mlp.3")[:, 0]
     if "relation_scorer.head_content_projection.weight" in w:
         logits = logits + _biaffine_content(states, head, tail, relation_query, w)
     scaled = (logits / np.float32(s.relation_temperature)).astype(np.float32)
@@ -88,6 +84,24 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
         prob = 1.0 / (1.0 + np.exp(-scaled))
     return RelationPairs(head, tail, hp_all[h_idx].astype(np.float32), tp_all[t_idx].astype(np.float32),
                          prob.astype(np.float32), scaled)
+
+
+def _first_layer(states: np.ndarray, positions: tuple[np.ndarray, ...], relation_query: np.ndarray,
+                 sign: np.ndarray, distance: np.ndarray, w: Weights) -> np.ndarray:
+    """The relation MLP's first ``Linear`` on each pair's features — the word states at the head's
+    and the tail's first and last word, the relation state, the sign of the tail-minus-head start
+    and its distance over the row length, side by side as gliner2 concatenates them — computed
+    factorised: each of the four word blocks of the weight is applied once per word of the row and
+    read per pair, the relation state's once per call. The same sum as the product with the
+    concatenation (in another order), at about a quarter of the work for a row's 128 pairs."""
+    weight, bias = w["relation_scorer.mlp.0.weight"], w["relation_scorer.mlp.0.bias"]
+    n, h = states.shape
+    r = relation_query.shape[-1]
+    out = relation_query @ weight[:, 4 * h:4 * h + r].T + bias
+    out = out + np.outer(sign, weight[:, 4 * h + r]) + np.outer(distance, weight[:, 4 * h + r + 1])
+    for k, pos in enumerate(positions):
+        out += (states @ weight[:, k * h:(k + 1) * h].T)[np.clip(pos, 0, max(n - 1, 0))]
+    return out.astype(np.float32)
 
 
 def _biaffine_content(states: np.ndarray, head: np.ndarray, tail: np.ndarray, relation_query: np.ndarray,
