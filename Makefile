@@ -88,7 +88,7 @@ test-unit: install
 	$(PY) -m pytest -q -m "not kafka and not cluster and not docker and not helm and not model and not slow and not process"
 
 bench: install
-	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m pip install -q -e ".[bench,export]"
 	$(PY) -m bench
 
 # A worker through Kafka against `spanstream extract` on the same 2,000 texts (bench/WORKER.md).

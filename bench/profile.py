@@ -150,12 +150,12 @@ def report(name: str, variant: str, stats: dict[str, OpStat], wall: float, shape
 
 def main() -> int:
     from bench import corpus
-    from bench.__main__ import DEFAULT_MODEL, gemm_peak_gflops
+    from bench.__main__ import RECIPE_MODEL, gemm_peak_gflops
     from stream.engine import Extractor
     from stream.errors import ModelLoadError
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--model", type=Path, default=RECIPE_MODEL)
     ap.add_argument("--variant", action="append", choices=["fp32", "int8"])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--n-short", type=int, default=256)
