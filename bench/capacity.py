@@ -70,20 +70,14 @@ def build_gliner_medium() -> Path:
     if (out / "model_quantized.onnx").exists():
         return out
     import torch
-    from gliner import GLiNER, GLiNERConfig
 
-    torch.manual_seed(0)
+    from bench.__main__ import build_gliner
+
+    torch.manual_seed(0)  # the encoder's random weights too (build_gliner seeds the head again)
     with tempfile.TemporaryDirectory() as tmp:
         enc = Path(tmp) / "encoder"
         _deberta_encoder(enc, BASE)
-        cfg = GLiNERConfig(model_name=str(enc), span_mode="markerV0", max_width=12, hidden_size=512,
-                           dropout=0.4, max_len=384, max_types=25)
-        model = GLiNER.from_config(cfg, backbone_from_pretrained=True, local_files_only=True).eval()
-        if out.exists():
-            shutil.rmtree(out)
-        model.save_pretrained(out, safe_serialization=True)
-        model.export_to_onnx(out, quantize=True, opset=19)
-    return out
+        return build_gliner(out, enc)
 
 
 def build_gliner2_base() -> Path:
