@@ -39,8 +39,11 @@ class OnnxSession:
     Spinning is off: idle intra-op threads that spin starve other work on small CPU quotas.
     """
 
-    def __init__(self, path: Path, expected_inputs: tuple[str, ...], expected_outputs: tuple[str, ...],
-                 threads: int | None = None, profile_prefix: str | None = None):
+    def __init__(self, path: Path | bytes, expected_inputs: tuple[str, ...], expected_outputs: tuple[str, ...],
+                 threads: int | None = None, profile_prefix: str | None = None, name: str | None = None):
+        """``path``: an ONNX file, or a serialized model built in memory (then ``name`` says
+        what it is in errors)."""
+        label = name or (str(path) if not isinstance(path, bytes) else "a graph built in memory")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or cpu_quota()
         opts.inter_op_num_threads = 1
@@ -53,20 +56,22 @@ class OnnxSession:
             opts.enable_profiling = True
             opts.profile_file_prefix = profile_prefix
         try:
-            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            source = path if isinstance(path, bytes) else str(path)
+            self._session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelLoadError(f"{path}: onnxruntime cannot load it: {exc}") from exc
+            raise ModelLoadError(f"{label}: onnxruntime cannot load it: {exc}") from exc
         inputs = {i.name for i in self._session.get_inputs()}
         outputs = {o.name for o in self._session.get_outputs()}
         if missing := [n for n in expected_inputs if n not in inputs]:
-            raise ModelLoadError(f"{path}: graph lacks inputs {missing}; it has {sorted(inputs)}")
+            raise ModelLoadError(f"{label}: graph lacks inputs {missing}; it has {sorted(inputs)}")
         if extra := sorted(inputs - set(expected_inputs)):
-            raise ModelLoadError(f"{path}: graph wants unknown inputs {extra}")
+            raise ModelLoadError(f"{label}: graph wants unknown inputs {extra}")
         if missing := [n for n in expected_outputs if n not in outputs]:
-            raise ModelLoadError(f"{path}: graph lacks outputs {missing}; it has {sorted(outputs)}")
+            raise ModelLoadError(f"{label}: graph lacks outputs {missing}; it has {sorted(outputs)}")
         self._outputs = list(expected_outputs)
         self.threads = opts.intra_op_num_threads
-        self.path = path
+        self.path = None if isinstance(path, bytes) else Path(path)
+        self.name = label
         self.run_seconds = 0.0
         "Wall time spent inside onnxruntime (for benchmarks: the share of time outside it)."
 

@@ -71,8 +71,9 @@ def test_the_shared_candidate_pool_matches_gliner2(golden, size):
 def test_the_pool_scorer_matches_gliner2(golden):
     """Candidate states and every query's logit for every pool candidate, from gliner2's own pool
     and marginals: overlap-biased candidate attention (2 layers), evidence-conditioned query
-    attention, FiLM, the exact GELU (numpy has no erf: a rational one within 1.5e-7)."""
+    attention, FiLM (these two in the onnxruntime graphs built from the weights), the exact GELU."""
     from stream.engine.gliner2.boundary.pool import build_pool
+    from stream.engine.gliner2.boundary.pool_graph import PoolGraph
     from stream.engine.gliner2.boundary.scorer import score_pool
 
     data, w = golden
@@ -81,7 +82,7 @@ def test_the_pool_scorer_matches_gliner2(golden):
                       pool_size=24, min_per_query=2)
     logits, candidates = score_pool(data["window0:states"], data["queries"], data["query_mask"], pool,
                                     data["window0:start_logits"], data["window0:end_logits"],
-                                    data["window0:inside_prefix"], data["token_mask"].sum(1), w, heads=4,
+                                    data["window0:inside_prefix"], data["token_mask"].sum(1), w, PoolGraph(w, heads=4),
                                     inside_prefix_mean=data["window0:inside_prefix_mean"])
     assert np.abs(candidates - data["scorer:candidates"]).max() <= TOLERANCE
     assert np.abs(logits - data["scorer:pair_logits"]).max() <= TOLERANCE
@@ -99,6 +100,27 @@ def test_erf_is_within_its_bound():
     assert np.abs(erf(x) - exact).max() < 2e-7
 
 
+def test_the_graphs_gelu_is_the_exact_one():
+    """The pool graphs' GELU: onnxruntime's Erf within 1e-7 of ``math.erf`` (the issue's bound),
+    and the GELU within three float32 roundings of ``0.5 x (1 + math.erf(x / sqrt 2))`` in float64."""
+    import math
+
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from stream.engine.gliner2.boundary.pool_graph import GraphBuilder
+
+    g = GraphBuilder({})
+    erf = g.op("Erf", ["x"])
+    model = g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+                    [(erf, "erf", ["n"]), (g.gelu("x"), "gelu", ["n"])], "gelu")
+    x = np.linspace(-8, 8, 40001, dtype=np.float32)
+    got_erf, got_gelu = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert np.abs(got_erf - np.array([math.erf(float(v)) for v in x])).max() <= 1e-7
+    exact = np.array([0.5 * float(v) * (1.0 + math.erf(float(v) / math.sqrt(2.0))) for v in x])
+    assert (np.abs(got_gelu - exact) / np.maximum(1.0, np.abs(exact))).max() <= 2.5e-7
+
+
 def _checkpoint_settings():
     import json
 
@@ -113,11 +135,13 @@ def test_the_whole_head_matches_gliner2(golden):
     the checkpoint's config.json: pool spans, pair logits per query, null and count heads,
     candidate states."""
     from stream.engine.gliner2.boundary.head import run_head
+    from stream.engine.gliner2.boundary.pool_graph import PoolGraph
 
     data, w = golden
     settings = _checkpoint_settings()
     assert settings.pool_size == 24 and settings.pool_boundary_top_k == 8 and settings.min_pool_per_query == 2
-    out = run_head(data["tokens"], data["token_mask"], data["queries"], data["query_mask"], w, settings)
+    out = run_head(data["tokens"], data["token_mask"], data["queries"], data["query_mask"], w, settings,
+                   PoolGraph(w, settings.candidate_attention_heads))
     assert np.array_equal(out.valid, data["head:valid"]) and np.array_equal(out.indices, data["head:indices"])
     for name in ("pair_logits", "null_logits", "count_log_rates", "candidate_states"):
         assert np.abs(getattr(out, name) - data[f"head:{name}"]).max() <= TOLERANCE, name
@@ -125,6 +149,7 @@ def test_the_whole_head_matches_gliner2(golden):
 
 def test_settings_this_port_does_not_compute_are_refused_with_the_key_named(golden):
     from stream.engine.gliner2.boundary.head import run_head, settings_from_config
+    from stream.engine.gliner2.boundary.pool_graph import PoolGraph
 
     with pytest.raises(ValueError, match=r"boundary_head\.candidate_pool = 'per_document' is not supported"):
         settings_from_config({"candidate_pool": "per_document"})
@@ -132,8 +157,9 @@ def test_settings_this_port_does_not_compute_are_refused_with_the_key_named(gold
     data, w = golden
     base = {"candidate_pool": "shared", "pool_boundary_top_k": 8, "pool_size": 24, "min_pool_per_query": 2}
     args = (data["tokens"], data["token_mask"], data["queries"], data["query_mask"], w)
-    plain = run_head(*args, settings_from_config(base))
-    adaptive = run_head(*args, settings_from_config({**base, "boundary_top_k_alpha": 0.5, "start_top_k": 2}))
+    graph = PoolGraph(w, settings_from_config(base).candidate_attention_heads)
+    plain = run_head(*args, settings_from_config(base), graph)
+    adaptive = run_head(*args, settings_from_config({**base, "boundary_top_k_alpha": 0.5, "start_top_k": 2}), graph)
     assert np.array_equal(plain.indices, adaptive.indices) and np.array_equal(plain.pair_logits, adaptive.pair_logits)
 
 

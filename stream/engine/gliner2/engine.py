@@ -124,7 +124,7 @@ class Gliner2Engine:
             self.heads = Heads.load(folder / HEADS_NAME, raw["counting_layer"], self.max_width)
         elif self.architecture == "boundary":
             self.max_width = 0  # boundary spans have no width limit
-            self.boundary = BoundaryModel.load(folder / HEADS_NAME, raw)
+            self.boundary = BoundaryModel.load(folder / HEADS_NAME, raw, threads)
         else:
             raise ModelLoadError(f"{folder}: architecture {self.architecture!r} is not supported (span or boundary)")
         if variant not in ("fp32", "int8", "auto"):

@@ -14,6 +14,7 @@ import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, boundary_marginals, encode_boundaries, linear
 from stream.engine.gliner2.boundary.pool import gather_rows, build_pool
+from stream.engine.gliner2.boundary.pool_graph import PoolGraph
 from stream.engine.gliner2.boundary.proposer import (
     Candidates,
     ProposerSettings,
@@ -89,8 +90,15 @@ class HeadOutput(NamedTuple):
     candidate_states: np.ndarray | None  # [B, C, H] (records); per-query: [B, Q, C, H]
 
 
+def _required(graph: PoolGraph | None) -> PoolGraph:
+    if graph is None:
+        raise ValueError("the shared candidate pool is scored by its PoolGraph (pool_graph.PoolGraph(w, heads))")
+    return graph
+
+
 def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray,
-                   spans: np.ndarray, spans_valid: np.ndarray, w: Weights, settings: HeadSettings) -> np.ndarray:
+                   spans: np.ndarray, spans_valid: np.ndarray, w: Weights, settings: HeadSettings,
+                   graph: PoolGraph | None = None) -> np.ndarray:
     """``BoundaryHead.score_explicit_spans``: the pair logits ``[B, Q, K]`` of the caller's spans
     (``[B, K, 2]``, the same for every query; gliner2's sentinel where a span is illegal). Per-query
     path: the pair reranker scores each span with the proposer's compatibility as its prior.
@@ -116,7 +124,7 @@ def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarr
                       settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query,
                       injected=(spans, legal))
     logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
-                           lengths, w, settings.candidate_attention_heads, inside_prefix_mean=marg.inside_prefix_mean,
+                           lengths, w, _required(graph), inside_prefix_mean=marg.inside_prefix_mean,
                            tokens=tokens, token_mask=token_mask)
     match = (spans[:, :, None, :] == pool.indices[:, None, :, :]).all(-1) & pool.mask[:, None, :]  # [B, K, C]
     if (legal & ~match.any(-1)).any():
@@ -151,8 +159,9 @@ def _proposals(enc, marg, queries: np.ndarray, query_mask: np.ndarray, w: Weight
 
 
 def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, w: Weights,
-             settings: HeadSettings) -> HeadOutput:
-    """``BoundaryHead.forward(..., return_candidates=True)`` in eval."""
+             settings: HeadSettings, graph: PoolGraph | None = None) -> HeadOutput:
+    """``BoundaryHead.forward(..., return_candidates=True)`` in eval; ``graph``: the shared pool
+    scorer's layers built from ``w`` (``pool_graph.PoolGraph``), needed by the shared pool."""
     enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
                             settings.boundary_attention_window)
     marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
@@ -175,7 +184,7 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
                       settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query)
     inside = marg.inside_prefix if settings.use_inside_evidence else None
     logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
-                           token_mask.sum(1), w, settings.candidate_attention_heads,
+                           token_mask.sum(1), w, _required(graph),
                            inside_prefix_mean=marg.inside_prefix_mean, tokens=tokens, token_mask=token_mask)
     states = None
     if "candidate_encoder.weight" in w:

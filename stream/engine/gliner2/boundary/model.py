@@ -13,6 +13,7 @@ import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, linear
 from stream.engine.gliner2.boundary.head import HeadSettings, run_head, score_explicit, settings_from_config
+from stream.engine.gliner2.boundary.pool_graph import PoolGraph
 from stream.engine.gliner2.boundary.records import GroupLogits, RecordGroup, group_logits
 from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs
 from stream.errors import ModelLoadError
@@ -82,7 +83,7 @@ def _union(indices: np.ndarray, valid: np.ndarray, logits: np.ndarray, states: n
 
 
 class BoundaryModel:
-    def __init__(self, weights: Mapping[str, np.ndarray], settings: HeadSettings):
+    def __init__(self, weights: Mapping[str, np.ndarray], settings: HeadSettings, threads: int | None = None):
         self.w = {k.removeprefix("boundary_head."): np.ascontiguousarray(v, dtype=np.float32)
                   for k, v in weights.items() if k.startswith("boundary_head.")}
         self.mlps = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
@@ -92,9 +93,11 @@ class BoundaryModel:
         self.has_records = (settings.enable_records and "record_decoder.inst_proj.weight" in self.mlps
                             and "candidate_encoder.weight" in self.w)
         self.records_refusal = None if self.has_records else "no record head (enable_records is off)"
+        self.graph = (PoolGraph(self.w, settings.candidate_attention_heads, threads)
+                      if settings.candidate_pool == "shared" and "shared_pool_scorer.film.weight" in self.w else None)
 
     @classmethod
-    def load(cls, path: Path, raw_config: Mapping[str, Any]) -> "BoundaryModel":
+    def load(cls, path: Path, raw_config: Mapping[str, Any], threads: int | None = None) -> "BoundaryModel":
         try:
             settings = settings_from_config(raw_config.get("boundary_head") or {}, f"{path.parent.name}: boundary_head",
                                             raw_config.get("config_version"))
@@ -105,7 +108,7 @@ class BoundaryModel:
                 weights = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{path}: cannot read the head weights: {exc}") from exc
-        model = cls(weights, settings)
+        model = cls(weights, settings, threads)
         shared = settings.candidate_pool == "shared"
         scorer = "shared_pool_scorer" if shared else "pair_scorer"
         required = ["boundary_encoder.left_projection.weight"]
@@ -140,7 +143,7 @@ class BoundaryModel:
         for i, (t, q) in enumerate(zip(tokens, queries)):
             tok[i, :len(t)], tmask[i, :len(t)] = t, True
             qry[i, :len(q)], qmask[i, :len(q)] = q, True
-        out = run_head(tok, tmask, qry, qmask, self.w, self.settings)
+        out = run_head(tok, tmask, qry, qmask, self.w, self.settings, self.graph)
         rows = []
         for i, q in enumerate(queries):
             if out.valid.ndim == 3:  # per-query candidates
@@ -172,7 +175,7 @@ class BoundaryModel:
             chunk = np.asarray(unique[at:at + size], dtype=np.int64).reshape(1, -1, 2)
             scores[:, at:at + chunk.shape[1]] = score_explicit(
                 tokens[None], np.ones((1, len(tokens)), bool), queries[None], np.ones((1, len(queries)), bool),
-                chunk, np.ones(chunk.shape[:2], bool), self.w, self.settings)[0]
+                chunk, np.ones(chunk.shape[:2], bool), self.w, self.settings, self.graph)[0]
         column = {span: i for i, span in enumerate(unique)}
         return scores[:, [column[(int(s), int(e))] for s, e in spans]]
 

@@ -7,11 +7,15 @@ tokens a candidate covers)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, layers, linear, softmax, softmax_
 from stream.engine.gliner2.boundary.pool import Pool, gather_rows
+
+if TYPE_CHECKING:
+    from stream.engine.gliner2.boundary.pool_graph import PoolGraph
 
 # gliner2's overlap buckets of an ordered candidate pair (``classify_overlap_buckets``)
 IDENTICAL, NESTED_INSIDE, NESTED_OUTSIDE, CROSSING, SAME_START, SAME_END, DISJOINT_LEFT, DISJOINT_RIGHT = range(8)
@@ -85,28 +89,6 @@ def _ffn(x: np.ndarray, w: Weights, name: str) -> np.ndarray:
     return linear(gelu(linear(x, w, f"{name}.0")), w, f"{name}.3")
 
 
-def _candidate_attention(states: np.ndarray, buckets: np.ndarray, mask: np.ndarray, w: Weights, name: str,
-                         heads: int) -> np.ndarray:
-    """``OverlapBiasedCandidateAttention``; ``buckets`` from ``keyed_buckets``. gliner2 sets a
-    padding key's logit to its sentinel; here the sentinel is added to it instead: either way its
-    softmax weight is exactly 0 (exp of about -1e4), and the other weights are the same numbers.
-    Padding rows are zeroed after the product with the values rather than before (0 or 1 times
-    each row: the same numbers)."""
-    b, c, d = states.shape
-    hd = d // heads
-    qkv = linear(layer_norm(states, w, f"{name}.norm1"), w, f"{name}.qkv").reshape(b, c, 3, heads, hd)
-    q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
-    logits = q @ k.transpose(0, 1, 3, 2)  # [B, heads, C, C]
-    logits /= np.float32(math.sqrt(hd))
-    table = np.concatenate([w[f"{name}.relative_bias"], np.full((1, heads), MASK_LOGIT, np.float32)]).T
-    for h in range(heads):
-        logits[:, h] += np.take(table[h], buckets)
-    attended = (softmax_(logits) @ v).transpose(0, 2, 1, 3).reshape(b, c, d) * mask[..., None]
-    states = states + linear(attended, w, f"{name}.output")
-    states = states + _ffn(layer_norm(states, w, f"{name}.norm2"), w, f"{name}.ffn")
-    return states * mask[..., None]
-
-
 def _multihead_attention(x: np.ndarray, key_padding: np.ndarray, w: Weights, name: str, heads: int) -> np.ndarray:
     """``nn.MultiheadAttention(batch_first=True)`` self-attention, eval; ``key_padding`` True = ignore."""
     b, n, d = x.shape
@@ -161,12 +143,14 @@ def span_content(tokens: np.ndarray, token_mask: np.ndarray, starts: np.ndarray,
 
 def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, pool: Pool,
                start_logits: np.ndarray, end_logits: np.ndarray, inside_prefix: np.ndarray | None,
-               text_lengths: np.ndarray, w: Weights, heads: int, inside_prefix_mean: np.ndarray | None = None,
+               text_lengths: np.ndarray, w: Weights, graph: "PoolGraph", inside_prefix_mean: np.ndarray | None = None,
                prefix: str = "shared_pool_scorer", tokens: np.ndarray | None = None,
                token_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``SharedPoolScorer.forward`` (eval): ``[B, C, Q]`` pair logits (masked with gliner2's
-    sentinel) and the ``[B, C, p]`` candidate states. The span content features need the text's
-    token states (``tokens``, ``token_mask``) when the checkpoint has them."""
+    sentinel) and the ``[B, C, p]`` candidate states. The candidate attention layers and the
+    FiLM scoring run in ``graph`` (the same checkpoint's, built at load: ``pool_graph``); the
+    query layers and the rest here. The span content features need the text's token states
+    (``tokens``, ``token_mask``) when the checkpoint has them."""
     starts, ends = pool.indices[..., 0], pool.indices[..., 1]
     start_rep = gather_rows(linear(boundary_states, w, f"{prefix}.start_projection"), starts)
     end_rep = gather_rows(linear(boundary_states, w, f"{prefix}.end_projection"), ends)
@@ -181,21 +165,14 @@ def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.
         content = span_content(tokens, token_mask, starts, ends, w, f"{prefix}.content_pooler")
         candidate = candidate + linear(content, w, f"{prefix}.content_projection")
     candidate = layer_norm(candidate, w, f"{prefix}.candidate_norm") * pool.mask[..., None]
-    buckets = keyed_buckets(pool.indices, pool.mask)
-    for i in range(layers(w, f"{prefix}.candidate_layers")):
-        candidate = _candidate_attention(candidate, buckets, pool.mask, w, f"{prefix}.candidate_layers.{i}",
-                                         heads)
+    candidate = graph.candidate_layers(candidate, keyed_buckets(pool.indices, pool.mask), pool.mask)
     query = linear(queries, w, f"{prefix}.query_projection")
     for i in range(layers(w, f"{prefix}.query_layers")):
         preliminary = np.einsum("bcd,bqd->bcq", candidate, query)
         weights = softmax(np.where(pool.mask[..., None], preliminary, MASK_LOGIT), axis=1)
         evidence = np.einsum("bcq,bcd->bqd", weights, candidate)
-        query = _query_attention(query, evidence, query_mask, w, f"{prefix}.query_layers.{i}", heads)
-    p = candidate.shape[-1]
-    score = np.einsum("bcd,bqd->bcq", candidate, query) / np.float32(math.sqrt(p))
-    gamma, beta = np.split(linear(query, w, f"{prefix}.film"), 2, axis=-1)
-    conditioned = candidate[:, :, None, :] * (1.0 + gamma[:, None]) + beta[:, None]
-    score = score + _ffn(conditioned, w, f"{prefix}.film_output")[..., 0]
+        query = _query_attention(query, evidence, query_mask, w, f"{prefix}.query_layers.{i}", graph.heads)
+    score = graph.film_scores(candidate, query)
     q = queries.shape[1]
     s_idx = np.broadcast_to(np.clip(starts, 0, start_logits.shape[2] - 1)[:, None, :], (starts.shape[0], q, starts.shape[1]))
     e_idx = np.broadcast_to(np.clip(ends, 0, end_logits.shape[2] - 1)[:, None, :], s_idx.shape)
