@@ -46,14 +46,6 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def softmax_(x: np.ndarray) -> np.ndarray:
-    """``softmax`` over the last axis in place (the same arithmetic, no temporaries of ``x``'s size)."""
-    x -= x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
-
-
 def layers(w: Weights, prefix: str) -> int:
     """How many ``prefix.N.`` blocks the state dict holds."""
     found = {int(k[len(prefix) + 1:].split(".", 1)[0]) for k in w if k.startswith(prefix + ".")}

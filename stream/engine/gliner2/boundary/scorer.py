@@ -1,6 +1,7 @@
 """Scores of every pool candidate for every query (gliner2 2.1.0 ``models/boundary/pool.py``
 ``SharedPoolScorer``, ``OverlapBiasedCandidateAttention``, ``EvidenceConditionedQueryAttention``),
-inference only, in numpy, with the optional span content features (``enable_span_content``:
+inference only, in numpy (the candidate attention layers and FiLM scoring in ``pool_graph``'s
+onnxruntime graphs), with the optional span content features (``enable_span_content``:
 ``models/boundary/content.py`` ``SpanContentPooler``, mean and smooth-maximum pooling of the
 tokens a candidate covers)."""
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, layers, linear, softmax, softmax_
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, layers, linear, softmax
 from stream.engine.gliner2.boundary.pool import Pool, gather_rows
 
 if TYPE_CHECKING:
