@@ -22,7 +22,7 @@ Weights = Mapping[str, np.ndarray]
 
 def linear(x: np.ndarray, w: Weights, name: str) -> np.ndarray:
     """``nn.Linear``: ``x @ W.T + b`` (float32), as one 2-D product: numpy's stacked (3-D)
-    matmul against a transposed weight is slower (1.3× on the candidate layers' shapes)."""
+    matmul against a transposed weight is slower (1.3× on the pool scorer's candidate-layer shapes)."""
     weight = w[f"{name}.weight"]
     out = x.reshape(-1, x.shape[-1]) @ weight.T
     bias = w.get(f"{name}.bias")

@@ -89,7 +89,11 @@ class GraphBuilder:
 
 
 def _candidate_attention(g: GraphBuilder, x: str, bias_index: str, mask: str, name: str, heads: int) -> str:
-    """One ``OverlapBiasedCandidateAttention`` layer (eval), as gliner2 computes it."""
+    """One ``OverlapBiasedCandidateAttention`` layer (eval). gliner2 sets a padding key's logit to
+    its sentinel; here the sentinel is added to it (the bias table's ``MASKED_KEY`` row): either way
+    its softmax weight is exactly 0 (exp of about -1e4) and the other weights are the same numbers.
+    Padding rows are zeroed after the product with the values rather than before (0 or 1 times each
+    row: the same numbers)."""
     d = g.w[f"{name}.output.weight"].shape[0]
     hd = d // heads
     qkv = g.linear(g.layer_norm(x, f"{name}.norm1"), f"{name}.qkv")

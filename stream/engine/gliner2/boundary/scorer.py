@@ -25,8 +25,8 @@ IDENTICAL, NESTED_INSIDE, NESTED_OUTSIDE, CROSSING, SAME_START, SAME_END, DISJOI
 def erf(x: np.ndarray) -> np.ndarray:
     """Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7), in float64: numpy has no erf, and
     torch's ``nn.GELU()`` is the exact, erf-based one. (In float32 the rounding of the nested
-    polynomial alone reaches 5e-7.) In place, one temporary at a time: it runs on every FFN
-    activation of the pool scorer."""
+    polynomial alone reaches 5e-7.) In place, one temporary at a time. The query layers' FFN and
+    the relation MLP use it; the candidate layers and FiLM run onnxruntime's Erf (``pool_graph``)."""
     z = np.abs(x, dtype=np.float64)
     t = z * 0.3275911
     t += 1.0
