@@ -6,8 +6,7 @@ call (``THREAD_TIMEOUT``, 2^28 cycles ≈ 0.1 s by default) and so take the core
 next run needs — the heads run in numpy between encoder calls. ``OPENBLAS_THREAD_TIMEOUT=4``
 (2^4 cycles, OpenBLAS's minimum) lets them sleep at once. OpenBLAS reads it when it loads, so
 it is set here, before anything imports numpy; a value already in the environment wins. Its
-effect: ``python -m devtools.blas_spin_ab`` against ``OPENBLAS_THREAD_TIMEOUT=28 python -m
-devtools.blas_spin_ab`` (``bench/GLINER2.md`` quotes one run).
+measured effect and the command that reproduces it: ``bench/GLINER2.md``.
 """
 
 import os as _os
