@@ -13,7 +13,7 @@ TOOLS := $(abspath .tools)
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean bench-scale bench-latency
+.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean bench-scale bench-latency bench-rebalance
 
 install: $(STAMP)
 
@@ -105,6 +105,11 @@ bench-scale: install kafka-jars
 bench-latency: install kafka-jars
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench.latency
+
+# What a replica joining, leaving or restarting (dynamic and static membership) costs a steady stream (bench/REBALANCE.md).
+bench-rebalance: install kafka-jars
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.rebalance
 
 profile: install
 	$(PY) -m pip install -q -e ".[bench]"

@@ -18,7 +18,9 @@ broker (one KRaft node from the Maven jars) and this harness pinned to core 1. P
    percentiles are over those last three windows.
 
 HTTP (``--http``): `spanstream serve` pinned to core 0, closed-loop clients (aiohttp) at
-concurrency 1 / 8 / 64 posting one short text each, per policy. Raw engine: `spanstream bench`
+concurrency 1 / 8 / 64 posting one short text each, per policy (``--no-kafka``: these points and
+the raw engine only). With every client waiting, the mean latency is clients / rate (Little's
+law), so at a saturating concurrency the policies differ in throughput and in the spread. Raw engine: `spanstream bench`
 pinned to core 0 on the same texts and labels (its own open-loop latency at the same fractions of
 its own rate, through the inference queue, no Kafka and no HTTP).
 
@@ -281,7 +283,7 @@ async def _closed_loop(url: str, concurrency: int, seconds: float) -> dict:
         await asyncio.gather(*(client(c) for c in range(concurrency)))
         wall = time.perf_counter() - started
     return {"concurrency": concurrency, "requests": len(lat), "per_s": len(lat) / wall, "codes": codes,
-            **percentiles(lat)}
+            "mean": statistics.fmean(lat) if lat else float("nan"), **percentiles(lat)}
 
 
 def _engine(args, workdir: Path) -> dict:
@@ -306,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--capacity-n", type=int, default=2000)
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--http", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--kafka", action=argparse.BooleanOptionalAction, default=True,
+                   help="the Kafka open-loop points (--no-kafka: the engine and HTTP only)")
     p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 64])
     p.add_argument("--http-seconds", type=float, default=15)
     p.add_argument("--model", default=None, help="model folder (default: the embedded model)")
@@ -323,27 +327,32 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         result["engine"] = _engine(args, workdir)
         os.sched_setaffinity(0, {1})
-        from devtools.localkafka import KafkaCluster
-
-        cluster = KafkaCluster.create(workdir / "kafka", size=1)
-        cluster.start()
-        subprocess.run(["taskset", "-a", "-p", "-c", "1", str(cluster.nodes[0].process.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
-        try:
-            kafka, rates = [], None
-            for policy in policies:
-                run = asyncio.run(_kafka_policy(args, policy, cluster.bootstrap, workdir, rates))
-                rates = rates or run["rates"]
-                kafka.append(run)
-            result["kafka"] = kafka
-        finally:
-            cluster.stop()
+        if args.kafka:
+            result["kafka"] = _kafka(args, policies, workdir)
         if args.http:
             result["http"] = [_http_policy(args, policy) for policy in policies]
     (HERE / "out").mkdir(exist_ok=True)
     (HERE / "out" / "latency.json").write_text(json.dumps(result, indent=2))
     print(report(result))
     return 0
+
+
+def _kafka(args, policies: list[str], workdir: Path) -> list[dict]:
+    from devtools.localkafka import KafkaCluster
+
+    cluster = KafkaCluster.create(workdir / "kafka", size=1)
+    cluster.start()
+    subprocess.run(["taskset", "-a", "-p", "-c", "1", str(cluster.nodes[0].process.pid)], check=True,
+                   stdout=subprocess.DEVNULL)
+    try:
+        kafka, rates = [], None
+        for policy in policies:
+            run = asyncio.run(_kafka_policy(args, policy, cluster.bootstrap, workdir, rates))
+            rates = rates or run["rates"]
+            kafka.append(run)
+        return kafka
+    finally:
+        cluster.stop()
 
 
 def _engine_cell(e: dict | None) -> str:
@@ -367,11 +376,12 @@ def report(result: dict) -> str:
     lines.append("Capacity (backlog, 1 worker): " + ", ".join(f"{r['policy']} {r['capacity_per_s']:.1f}/s"
                                                               for r in result.get("kafka", [])))
     if result.get("http"):
-        lines += ["", "| policy | concurrency | requests/s | p50 ms | p95 ms | p99 ms | statuses |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| policy | concurrency | requests/s | mean ms | p50 ms | p95 ms | p99 ms | statuses |",
+                  "|---|---|---|---|---|---|---|---|"]
         for run in result["http"]:
             for pt in run["points"]:
-                lines.append(f"| {run['policy']} | {pt['concurrency']} | {pt['per_s']:.1f} | {pt['p50']:.0f} "
+                lines.append(f"| {run['policy']} | {pt['concurrency']} | {pt['per_s']:.1f} | {pt.get('mean', float('nan')):.0f} "
+                             f"| {pt['p50']:.0f} "
                              f"| {pt['p95']:.0f} | {pt['p99']:.0f} | {pt['codes']} |")
     return "\n".join(lines)
 

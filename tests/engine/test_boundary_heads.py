@@ -231,3 +231,38 @@ def test_more_explicit_spans_than_the_pool_holds_are_scored_pool_size_at_a_time(
     assert got.shape == (3, 30) and (got > -1.0e3).all()
     assert np.array_equal(got[:, :24], model.explicit(tokens, queries, spans[:24]))
     assert np.array_equal(got[:, 24:], model.explicit(tokens, queries, spans[24:]))
+
+
+def _gliner2_overlap_buckets(indices: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """gliner2 2.1.0 ``classify_overlap_buckets`` as written there: seven masked assignments,
+    later ones winning; then the padding keys' bucket."""
+    from stream.engine.gliner2.boundary import scorer as s
+
+    s1, e1 = indices[:, :, None, 0], indices[:, :, None, 1]
+    s2, e2 = indices[:, None, :, 0], indices[:, None, :, 1]
+    out = np.full(np.broadcast_shapes(s1.shape, s2.shape), s.CROSSING, dtype=np.uint8)
+    out[np.broadcast_to(e1 <= s2, out.shape)] = s.DISJOINT_LEFT
+    out[np.broadcast_to(e2 <= s1, out.shape)] = s.DISJOINT_RIGHT
+    out[(s1 > s2) & (e1 < e2)] = s.NESTED_INSIDE
+    out[(s1 < s2) & (e1 > e2)] = s.NESTED_OUTSIDE
+    out[(s1 == s2) & (e1 != e2)] = s.SAME_START
+    out[(e1 == e2) & (s1 != s2)] = s.SAME_END
+    out[(s1 == s2) & (e1 == e2)] = s.IDENTICAL
+    out[np.broadcast_to(~mask[:, None, :], out.shape)] = s.MASKED_KEY
+    return out
+
+
+def test_overlap_buckets_from_the_pair_code_table_equal_gliner2s_rules():
+    """The scorer reads each pair's bucket from a table indexed by the signs of the start and end
+    differences and the two disjointness tests; on any integer spans — empty and reversed ones
+    too — it equals gliner2's rule sequence."""
+    from stream.engine.gliner2.boundary.scorer import keyed_buckets
+
+    rng = np.random.default_rng(3)
+    starts = rng.integers(0, 25, (4, 120))
+    indices = np.stack([starts, starts + rng.integers(-3, 9, starts.shape)], -1)
+    mask = rng.random(starts.shape) < 0.8
+    got, want = keyed_buckets(indices, mask), _gliner2_overlap_buckets(indices, mask)
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, want)
+    assert len(np.unique(want)) == 9  # every bucket, padding included, occurs

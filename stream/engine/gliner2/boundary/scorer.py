@@ -59,30 +59,54 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def overlap_buckets(indices: np.ndarray) -> np.ndarray:
-    """``[B, C, 2]`` spans → ``[B, C, C]`` bucket of each ordered pair (later rules win, as in gliner2)."""
-    small = indices.astype(np.int32)  # word boundaries: the comparisons read a quarter less memory
-    s1, e1 = small[:, :, None, 0], small[:, :, None, 1]
-    s2, e2 = small[:, None, :, 0], small[:, None, :, 1]
-    out = np.full(np.broadcast_shapes(s1.shape, s2.shape), CROSSING, dtype=np.uint8)
-    for bucket, where in ((DISJOINT_LEFT, e1 <= s2), (DISJOINT_RIGHT, e2 <= s1),
-                          (NESTED_INSIDE, (s1 > s2) & (e1 < e2)), (NESTED_OUTSIDE, (s1 < s2) & (e1 > e2)),
-                          (SAME_START, (s1 == s2) & (e1 != e2)), (SAME_END, (e1 == e2) & (s1 != s2)),
-                          (IDENTICAL, (s1 == s2) & (e1 == e2))):
-        np.copyto(out, np.uint8(bucket), where=where)
-    return out
+def _bucket_of(ds: int, de: int, left: bool, right: bool) -> int:
+    """gliner2's rules for one ordered pair, later rules winning, from the signs of
+    ``s1 - s2`` and ``e1 - e2`` and whether the first span ends before the second starts
+    (``left``: ``e1 <= s2``) or after it ends (``right``: ``e2 <= s1``)."""
+    bucket = CROSSING
+    for value, holds in ((DISJOINT_LEFT, left), (DISJOINT_RIGHT, right), (NESTED_INSIDE, ds > 0 and de < 0),
+                         (NESTED_OUTSIDE, ds < 0 and de > 0), (SAME_START, ds == 0 and de != 0),
+                         (SAME_END, de == 0 and ds != 0), (IDENTICAL, ds == 0 and de == 0)):
+        if holds:
+            bucket = value
+    return bucket
 
 
 MASKED_KEY = 8
 "The bucket ``keyed_buckets`` gives a pair whose second (key) candidate is padding."
 
+_PADDING_CODE = 36
+_BUCKETS = np.array([_bucket_of(ds, de, bool(left), bool(right)) for right in (0, 1) for left in (0, 1)
+                     for ds in (-1, 0, 1) for de in (-1, 0, 1)] + [MASKED_KEY], np.uint8)
+"""Bucket by pair code ``3 (ds + 1) + (de + 1) + 9 left + 18 right`` (36: a padding key). The
+rules only read those four facts, so the table is them for every pair of integer spans."""
+
+
+def _pair_codes(indices: np.ndarray) -> np.ndarray:
+    """``[B, C, 2]`` spans → ``[B, C, C]`` int8 pair codes (``_BUCKETS``): five passes over small
+    integers instead of gliner2's seven masked comparisons."""
+    small = indices.astype(np.int16)  # word boundaries (< 2^15)
+    s, e = small[..., 0], small[..., 1]
+    code = np.sign(s[:, :, None] - s[:, None, :]).astype(np.int8)
+    code *= 3
+    code += np.sign(e[:, :, None] - e[:, None, :]).astype(np.int8)
+    code += 4
+    code += np.int8(9) * (e[:, :, None] <= s[:, None, :])
+    code += np.int8(18) * (e[:, None, :] <= s[:, :, None])
+    return code
+
+
+def overlap_buckets(indices: np.ndarray) -> np.ndarray:
+    """``[B, C, 2]`` spans → ``[B, C, C]`` bucket of each ordered pair (later rules win, as in gliner2)."""
+    return _BUCKETS[_pair_codes(indices)]
+
 
 def keyed_buckets(indices: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``overlap_buckets`` with ``MASKED_KEY`` wherever the key candidate is not in the pool: the
     candidate attention then reads its bias and its key mask from one table."""
-    buckets = overlap_buckets(indices)
-    np.copyto(buckets, np.uint8(MASKED_KEY), where=~mask[:, None, :])
-    return buckets
+    code = _pair_codes(indices)
+    np.copyto(code, np.int8(_PADDING_CODE), where=~mask[:, None, :])
+    return _BUCKETS[code]
 
 
 def _ffn(x: np.ndarray, w: Weights, name: str) -> np.ndarray:
