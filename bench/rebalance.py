@@ -44,9 +44,9 @@ from pathlib import Path
 
 import orjson
 
-from bench.latency import percentiles
-from bench.scale import _partitions, _topics, _wait_group, tweets
-from bench.worker import LABELS
+from bench.latency import Harness, percentiles
+from bench.scale import _topics, _wait_group, tweets
+from bench.worker import LABELS, _broker
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -98,29 +98,18 @@ class Replica:
             return self.proc.wait()
 
 
-class Stream:
+class Stream(Harness):
     """Open-loop producer at a constant rate, and a reader of the outputs (copies per id)."""
 
     def __init__(self, bootstrap: str, inp: str, outs: list[str], rate: float, prefix: str):
-        self.bootstrap, self.inp, self.outs, self.rate, self.prefix = bootstrap, inp, outs, rate, prefix
-        self.sent: dict[str, float] = {}
+        super().__init__(bootstrap, inp, outs)
+        self.rate, self.prefix = rate, prefix
         self.seen: dict[str, list[float]] = {}
         self.partition: dict[str, int] = {}
-        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                         linger_ms=0)
-        await self.producer.start()
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await self.consumer.start()
-        parts = [TopicPartition(t, p) for t in self.outs for p in await _partitions(self.consumer, t)]
-        self.consumer.assign(parts)
-        await self.consumer.seek_to_end(*parts)
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._read()), loop.create_task(self._produce())]
+        await super().start()
+        self._producing = asyncio.get_running_loop().create_task(self._produce())
 
     async def _read(self) -> None:
         while True:
@@ -145,14 +134,12 @@ class Stream:
 
     async def stop(self, timeout: float = 120) -> None:
         """Stop offering; wait until every offered event has an output (or the timeout)."""
-        self._tasks[1].cancel()
+        self._producing.cancel()
         await self.producer.flush()
         deadline = time.monotonic() + timeout
         while any(i not in self.seen for i in self.sent) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-        self._tasks[0].cancel()
-        await self.producer.stop()
-        await self.consumer.stop()
+        await super().stop()
 
     def window(self, start: float, end: float) -> dict:
         """Latency of the events offered in [start, end); output rate per second in it."""
@@ -320,13 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("needs two CPUs to pin two workers")
     with tempfile.TemporaryDirectory(prefix="bench-rebalance-") as tmp:
         workdir = Path(tmp)
-        bootstrap, cluster = os.environ.get("KAFKA_BOOTSTRAP"), None
-        if not bootstrap:
-            from devtools.localkafka import KafkaCluster
-
-            cluster = KafkaCluster.create(workdir / "kafka", size=1)
-            cluster.start()
-            bootstrap = cluster.bootstrap
+        bootstrap, cluster = _broker(workdir)
         try:
             actions = [a for group in args.groups for a in asyncio.run(scenario(args, bootstrap, workdir,
                                                                                  static=group == "static"))]
