@@ -45,7 +45,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.scale import _partitions, _topics, _wait_group, _wait_outputs, tweets
+from bench.scale import _partitions, _topics, _wait_group, tweets
 from bench.worker import LABELS
 
 HERE = Path(__file__).resolve().parent
@@ -380,7 +380,7 @@ def report(result: dict) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for run in result["http"]:
             for pt in run["points"]:
-                lines.append(f"| {run['policy']} | {pt['concurrency']} | {pt['per_s']:.1f} | {pt.get('mean', float('nan')):.0f} "
+                lines.append(f"| {run['policy']} | {pt['concurrency']} | {pt['per_s']:.1f} | {pt['mean']:.0f} "
                              f"| {pt['p50']:.0f} "
                              f"| {pt['p95']:.0f} | {pt['p99']:.0f} | {pt['codes']} |")
     return "\n".join(lines)

@@ -204,11 +204,11 @@ class GroupWatch:
         await self.admin.close()
 
 
-async def _until_assigned(replica: Replica, timeout: float = 120) -> float:
+async def _until_assigned(replica: Replica, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (await asyncio.to_thread(replica.readyz)).get("partitions"):
-            return time.time()
+            return
         await asyncio.sleep(0.25)
     raise SystemExit(f"replica {replica.name} held no partitions after {timeout:g}s")
 

@@ -96,14 +96,10 @@ def _pair_codes(indices: np.ndarray) -> np.ndarray:
     return code
 
 
-def overlap_buckets(indices: np.ndarray) -> np.ndarray:
-    """``[B, C, 2]`` spans → ``[B, C, C]`` bucket of each ordered pair (later rules win, as in gliner2)."""
-    return _BUCKETS[_pair_codes(indices)]
-
-
 def keyed_buckets(indices: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``overlap_buckets`` with ``MASKED_KEY`` wherever the key candidate is not in the pool: the
-    candidate attention then reads its bias and its key mask from one table."""
+    """``[B, C, 2]`` spans → ``[B, C, C]`` gliner2 overlap bucket of each ordered pair (later rules
+    win), and ``MASKED_KEY`` wherever the key candidate is not in the pool: the candidate attention
+    then reads its bias and its key mask from one table."""
     code = _pair_codes(indices)
     np.copyto(code, np.int8(_PADDING_CODE), where=~mask[:, None, :])
     return _BUCKETS[code]
