@@ -347,3 +347,29 @@ def test_span_content_settings_and_weights_must_agree(tmp_path):
     (off_with_weights / "gliner2_config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="span content weights but boundary_head.enable_span_content"):
         Gliner2Engine(off_with_weights)
+
+
+def test_candidate_states_are_computed_only_for_structures_with_a_record_mode(monkeypatch):
+    """The record head's candidate states are read by record-mode structures only: an entity or
+    legacy-structure schema does not pay for them, a record schema still gets them."""
+    from stream.engine.gliner2.boundary.model import BoundaryModel
+    from tests.fixtures.gliner2_cases import SCHEMAS
+
+    seen: list[tuple[bool, bool]] = []
+    score_rows = BoundaryModel.score_rows
+
+    def spy(self, tokens, queries, *args, **kwargs):
+        rows = score_rows(self, tokens, queries, *args, **kwargs)
+        seen.append((bool(args[0] if args else kwargs.get("candidate_states", True)),
+                     all(r.candidate_states is not None for r in rows)))
+        return rows
+
+    monkeypatch.setattr(BoundaryModel, "score_rows", spy)
+    engine = Gliner2Engine(MODEL, threads=2)
+    text = ["Tim Cook leads Apple in Cupertino, and the iPhone 15 costs $799."]
+    legacy = {"structures": {"product": {"fields": [{"name": "name", "dtype": "str"}, {"name": "price"}]}}}
+    engine.extract(text, {"entities": ["person", "company"]})
+    engine.extract(text, legacy)
+    assert seen == [(False, False), (False, False)]
+    record = engine.extract(text, SCHEMAS["rec-natural"])
+    assert seen[-1] == (True, True) and "product" in record[0]

@@ -276,7 +276,9 @@ class Gliner2Engine:
             tokens = {i: hidden[i, rows[i].enc.word_first] for i in live}
             queries = {i: hidden[i, np.concatenate([rows[i].prompt.markers[t][1:] for t, *_ in layouts[i]])]
                        for i in live}
-            scored = self.boundary.score_rows([tokens[i] for i in live], [queries[i] for i in live])
+            records = any(task.kind == "structure" and task.spec.mode is not None
+                          for i in live for task in rows[i].prompt.tasks)
+            scored = self.boundary.score_rows([tokens[i] for i in live], [queries[i] for i in live], records)
             for i, row in zip(live, scored):
                 if (joint := rows[i].prompt.schema.joint) is not None:
                     out[i] = [self._joint_scores(rows[i], layouts[i], row, tokens[i], queries[i], joint)]

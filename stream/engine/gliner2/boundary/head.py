@@ -159,9 +159,11 @@ def _proposals(enc, marg, queries: np.ndarray, query_mask: np.ndarray, w: Weight
 
 
 def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, w: Weights,
-             settings: HeadSettings, graph: PoolGraph | None = None) -> HeadOutput:
+             settings: HeadSettings, graph: PoolGraph | None = None, candidate_states: bool = True) -> HeadOutput:
     """``BoundaryHead.forward(..., return_candidates=True)`` in eval; ``graph``: the shared pool
-    scorer's layers built from ``w`` (``pool_graph.PoolGraph``), needed by the shared pool."""
+    scorer's layers built from ``w`` (``pool_graph.PoolGraph``), needed by the shared pool.
+    ``candidate_states``: whether to compute the candidates' record-head states (only structures
+    with a record ``mode`` read them; on a small encoder they cost ~2% of its time)."""
     enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
                             settings.boundary_attention_window)
     marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
@@ -173,7 +175,7 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
         logits = rerank(enc.states, queries, cand, marg.start_logits, marg.end_logits, inside,
                         marg.inside_prefix_mean, token_mask.sum(1), w, settings.proposer, tokens, token_mask)
         states = None
-        if "candidate_encoder.weight" in w:  # [B, Q, C, H]: a span's state does not depend on the query
+        if candidate_states and "candidate_encoder.weight" in w:  # [B, Q, C, H]: a span's state does not depend on the query
             b = np.arange(enc.states.shape[0])[:, None, None]
             n = enc.states.shape[1]
             ends = np.concatenate([enc.states[b, np.clip(cand.indices[..., 0], 0, n - 1)],
@@ -187,7 +189,7 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
                            token_mask.sum(1), w, _required(graph),
                            inside_prefix_mean=marg.inside_prefix_mean, tokens=tokens, token_mask=token_mask)
     states = None
-    if "candidate_encoder.weight" in w:
+    if candidate_states and "candidate_encoder.weight" in w:
         ends = np.concatenate([gather_rows(enc.states, pool.indices[..., 0]),
                                gather_rows(enc.states, pool.indices[..., 1])], -1)
         states = np.where(pool.mask[..., None], linear(ends, w, "candidate_encoder"), np.float32(0))

@@ -131,9 +131,11 @@ class BoundaryModel:
                 raise ModelLoadError(f"{path}: missing head weight {name}")
         return model
 
-    def score_rows(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray]) -> list[RowScores]:
+    def score_rows(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray],
+                   candidate_states: bool = True) -> list[RowScores]:
         """One head call for every row: ``tokens[i]`` [words, H], ``queries[i]`` [queries, H]
-        (every extractive query of the row, in prompt order: they share one pool)."""
+        (every extractive query of the row, in prompt order: they share one pool).
+        ``candidate_states``: whether any row will ask for ``record_logits``."""
         h = tokens[0].shape[-1]
         lw, lq = max(len(t) for t in tokens), max(len(q) for q in queries)
         tok = np.zeros((len(tokens), lw, h), np.float32)
@@ -143,7 +145,7 @@ class BoundaryModel:
         for i, (t, q) in enumerate(zip(tokens, queries)):
             tok[i, :len(t)], tmask[i, :len(t)] = t, True
             qry[i, :len(q)], qmask[i, :len(q)] = q, True
-        out = run_head(tok, tmask, qry, qmask, self.w, self.settings, self.graph)
+        out = run_head(tok, tmask, qry, qmask, self.w, self.settings, self.graph, candidate_states)
         rows = []
         for i, q in enumerate(queries):
             if out.valid.ndim == 3:  # per-query candidates
@@ -209,7 +211,8 @@ class BoundaryModel:
     def record_logits(self, group: RecordGroup, row: RowScores, queries: np.ndarray) -> GroupLogits:
         """The record head's logits for one structure with a ``mode`` over the row's candidates
         (per-query path: each field over the candidates its own query proposed)."""
-        assert row.candidate_states is not None
+        if row.candidate_states is None:
+            raise ValueError("record_logits needs the candidate states: score_rows(..., candidate_states=True)")
         return group_logits(group, row.candidate_states, queries, row.logits, self.mlps, row.own)
 
     def class_logits(self, label_states: np.ndarray) -> np.ndarray:

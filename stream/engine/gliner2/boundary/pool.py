@@ -80,11 +80,14 @@ def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, sta
     pair_s = np.repeat(starts, ke, axis=1)
     pair_e = np.tile(ends, (1, ks))
     pair_valid = (starts_ok[:, :, None] & ends_ok[:, None, :] & (ends[:, None, :] > starts[:, :, None])).reshape(b, -1)
-    start_all = linear(states, w, f"{prefix}.start_projection")
-    end_all = linear(states, w, f"{prefix}.end_projection")
+    # Every (start, end) boundary pair's compatibility at once, ``[B, n, n]``: one batched product
+    # instead of gathering both sides of each pair (the same dot products, summed by BLAS).
     scale = np.float32(math.sqrt(d))
-    compat = (gather_rows(start_all, pair_s) * gather_rows(end_all, pair_e)).sum(-1) / scale
+    compat_all = (linear(states, w, f"{prefix}.start_projection")
+                  @ linear(states, w, f"{prefix}.end_projection").transpose(0, 2, 1)) / scale
+    rows = np.arange(b)[:, None]
     s_clamped, e_clamped = np.clip(pair_s, 0, n - 1), np.clip(pair_e, 0, n - 1)
+    compat = compat_all[rows, s_clamped, e_clamped]
     union_pair = (compat + np.take_along_axis(union_start, s_clamped, 1)
                   + np.take_along_axis(union_end, e_clamped, 1))
 
@@ -123,7 +126,7 @@ def build_pool(states: np.ndarray, mask: np.ndarray, query_mask: np.ndarray, sta
     sel_s = sel_keys // n
     sel_e = sel_keys - sel_s * n
     indices = np.where(sel_valid[..., None], np.stack([sel_s, sel_e], -1), 0)
-    sel_compat = (gather_rows(start_all, sel_s) * gather_rows(end_all, sel_e)).sum(-1) / scale
+    sel_compat = compat_all[rows, np.clip(sel_s, 0, n - 1), np.clip(sel_e, 0, n - 1)]
     sel_score = (sel_compat + np.take_along_axis(union_start, np.clip(sel_s, 0, n - 1), 1)
                  + np.take_along_axis(union_end, np.clip(sel_e, 0, n - 1), 1))
     return Pool(indices, sel_valid, np.where(sel_valid, sel_score, MASK_LOGIT).astype(np.float32),
