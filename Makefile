@@ -13,7 +13,7 @@ TOOLS := $(abspath .tools)
 HELM_VERSION := v3.22.0
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 
-.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean bench-scale bench-latency bench-rebalance
+.PHONY: install run run-sink test test-deps test-apiserver image helm test-unit kafka-jars kafka-up kafka-down bench bench-worker profile model model-gliner2 eval-model export-dev clean bench-scale bench-latency bench-rebalance bench-worker-cpu
 
 install: $(STAMP)
 
@@ -110,6 +110,11 @@ bench-latency: install kafka-jars
 bench-rebalance: install kafka-jars
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) -m bench.rebalance
+
+# Where a one-core worker's CPU goes, per thread, from a backlog and under live arrivals (bench/LATENCY.md run 5).
+bench-worker-cpu: install kafka-jars
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) -m bench.worker_cpu
 
 profile: install
 	$(PY) -m pip install -q -e ".[bench]"
