@@ -13,9 +13,9 @@ a backlog of ``--n`` events, then open-loop constant arrivals at each of ``--rat
 - from its ``/metrics``: events produced, engine calls and rows (``spanstream_batch_size``),
   padded tokens (``spanstream_batch_tokens``), engine seconds (``spanstream_inference_seconds``).
 
-Threads are named by their role: ``inference`` is the one with the most CPU (the executor thread
-that runs onnxruntime), ``event loop`` the process's main thread, the others by thread id (faust's
-consumer thread and the producer's). Prints one Markdown table.
+Threads by role: ``inference`` is the one with the most CPU (the executor thread that runs
+onnxruntime), ``event loop`` the process's main thread, and the rest summed as ``other threads``
+(faust's consumer thread, the producer's). Prints one Markdown table.
 """
 
 from __future__ import annotations
