@@ -252,17 +252,29 @@ def _gliner2_overlap_buckets(indices: np.ndarray, mask: np.ndarray) -> np.ndarra
     return out
 
 
-def test_overlap_buckets_from_the_pair_code_table_equal_gliner2s_rules():
-    """The scorer reads each pair's bucket from a table indexed by the signs of the start and end
-    differences and the two disjointness tests; on any integer spans — empty and reversed ones
-    too — it equals gliner2's rule sequence."""
-    from stream.engine.gliner2.boundary.scorer import keyed_buckets
+def test_overlap_buckets_from_the_graphs_pair_codes_equal_gliner2s_rules():
+    """The candidate layers' graph computes each pair's code from the signs of the start and end
+    differences and the two disjointness tests, and reads the bucket's bias through
+    ``scorer.BUCKETS``; on any integer spans — empty and reversed ones too — that bucket equals
+    gliner2's rule sequence, and a padding key reads the mask row."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from stream.engine.gliner2.boundary.pool_graph import GraphBuilder, overlap_codes
+    from stream.engine.gliner2.boundary.scorer import BUCKETS
 
     rng = np.random.default_rng(3)
     starts = rng.integers(0, 25, (4, 120))
     indices = np.stack([starts, starts + rng.integers(-3, 9, starts.shape)], -1)
     mask = rng.random(starts.shape) < 0.8
-    got, want = keyed_buckets(indices, mask), _gliner2_overlap_buckets(indices, mask)
-    assert got.dtype == np.uint8
-    assert np.array_equal(got, want)
+    g = GraphBuilder({})
+    codes = overlap_codes(g, "starts", "ends", "key_mask")
+    model = g.model([helper.make_tensor_value_info("starts", TensorProto.INT64, ["b", "c", 1]),
+                     helper.make_tensor_value_info("ends", TensorProto.INT64, ["b", "c", 1]),
+                     helper.make_tensor_value_info("key_mask", TensorProto.BOOL, ["b", 1, "c"])],
+                    [(g.op("Cast", [codes], to=TensorProto.FLOAT), "codes", ["b", "c", "c"])], "codes")
+    got = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {
+        "starts": indices[..., :1].copy(), "ends": indices[..., 1:].copy(), "key_mask": mask[:, None, :]})[0]
+    want = _gliner2_overlap_buckets(indices, mask)
+    assert np.array_equal(BUCKETS[got.astype(np.int64)], want)
     assert len(np.unique(want)) == 9  # every bucket, padding included, occurs

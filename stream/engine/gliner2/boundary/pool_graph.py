@@ -11,9 +11,13 @@ arithmetic is the reference's; onnxruntime's ``Erf`` is within 5.7e-8 of ``math.
 
 Two graphs, because the query layers (small, numpy) sit between them:
 
-- ``candidate_layers``: ``[B, C, p]`` candidate states, ``[B, C, C]`` overlap buckets of each
-  (query, key) pair (``scorer.keyed_buckets``: a padding key reads gliner2's mask logit from the
-  bias table) and the ``[B, C, 1]`` pool mask → the candidate states after every layer;
+- ``candidate_layers``: the ``[B, n, d]`` boundary states and the pool (``[B, C, 2]`` spans, mask,
+  compatibility priors, the text lengths) → each candidate's features (its start and end states,
+  length features, prior; the projected span content when the checkpoint has it), LayerNorm, and
+  the overlap-biased attention layers. Each (query, key) pair's overlap code is computed once in
+  the graph; every layer reads its bias at the codes with one ``GatherElements`` in the
+  ``[B, heads, C, C]`` layout the logits have (a ``Gather`` of ``[B, C, C, heads]`` rows and a
+  transpose took twice as long), a padding key reading gliner2's mask logit;
 - ``film_scores``: candidate states and ``[B, Q, p]`` query states → ``[B, C, Q]``
   ``candidate·query / sqrt(p) + film_output(candidate ⊙ (1 + γ) + β)``, ``γ, β = film(query)``.
 """
@@ -27,6 +31,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layers
+from stream.engine.gliner2.boundary.scorer import BUCKETS, PADDING_CODE
 from stream.engine.session import OnnxSession
 
 OPSET = 17
@@ -88,8 +93,10 @@ class GraphBuilder:
         return model.SerializeToString()
 
 
-def _candidate_attention(g: GraphBuilder, x: str, bias_index: str, mask: str, name: str, heads: int) -> str:
-    """One ``OverlapBiasedCandidateAttention`` layer (eval). gliner2 sets a padding key's logit to
+def _candidate_attention(g: GraphBuilder, x: str, codes: str, table_shape: str, mask: str, name: str,
+                         heads: int) -> str:
+    """One ``OverlapBiasedCandidateAttention`` layer (eval); ``codes``: ``[B, heads, C, C]`` pair
+    codes, ``table_shape``: ``[B, heads, C, codes]``. gliner2 sets a padding key's logit to
     its sentinel; here the sentinel is added to it (the bias table's ``MASKED_KEY`` row): either way
     its softmax weight is exactly 0 (exp of about -1e4) and the other weights are the same numbers.
     Padding rows are zeroed after the product with the values rather than before (0 or 1 times each
@@ -102,9 +109,11 @@ def _candidate_attention(g: GraphBuilder, x: str, bias_index: str, mask: str, na
     q, k, v = (g.op("Gather", [qkv, g.const(np.array(i, np.int64))], axis=0) for i in range(3))
     logits = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])])
     logits = g.op("Div", [logits, g.const(np.array(math.sqrt(hd), np.float32))])
-    table = np.concatenate([g.w[f"{name}.relative_bias"], np.full((1, heads), MASK_LOGIT, np.float32)])
-    bias = g.op("Gather", [g.const(table.astype(np.float32), f"{name}.overlap_bias"), bias_index], axis=0)
-    weights = g.op("Softmax", [g.op("Add", [logits, g.op("Transpose", [bias], perm=[0, 3, 1, 2])])], axis=-1)
+    table = np.concatenate([g.w[f"{name}.relative_bias"], np.full((1, heads), MASK_LOGIT, np.float32)])[BUCKETS]
+    rows = g.op("Expand", [g.const(table.T.reshape(1, heads, 1, -1).astype(np.float32), f"{name}.overlap_bias"),
+                           table_shape])  # [B, heads, C, codes]
+    bias = g.op("GatherElements", [rows, codes], axis=3)  # [B, heads, C, C]
+    weights = g.op("Softmax", [g.op("Add", [logits, bias])], axis=-1)
     attended = g.op("Transpose", [g.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])  # [B, C, heads, hd]
     attended = g.op("Mul", [g.op("Reshape", [attended, g.const(np.array([0, 0, d], np.int64))]), mask])
     x = g.op("Add", [x, g.linear(attended, f"{name}.output")])
@@ -112,17 +121,68 @@ def _candidate_attention(g: GraphBuilder, x: str, bias_index: str, mask: str, na
     return g.op("Mul", [x, mask])
 
 
-def candidate_layers_model(w: Weights, prefix: str, heads: int) -> bytes:
-    """``buckets`` from ``scorer.keyed_buckets`` index each layer's overlap-bias table, whose
-    ``MASKED_KEY`` row is gliner2's mask logit."""
+def overlap_codes(g: GraphBuilder, starts: str, ends: str, key_mask: str) -> str:
+    """``[B, C, 1]`` int64 starts and ends, ``[B, 1, C]`` bool key mask → ``[B, C, C]`` int32 pair
+    codes ``3 (sign(s1 - s2) + 1) + sign(e1 - e2) + 1 + 9 [e1 <= s2] + 18 [e2 <= s1]``,
+    ``PADDING_CODE`` where the key is padding: what gliner2's overlap rules read (``scorer.BUCKETS``)."""
+    s = g.op("Cast", [starts], to=TensorProto.FLOAT)
+    e = g.op("Cast", [ends], to=TensorProto.FLOAT)
+    s_key, e_key = (g.op("Transpose", [x], perm=[0, 2, 1]) for x in (s, e))  # [B, 1, C]
+
+    def const(v: float) -> str:
+        return g.const(np.array(v, np.float32))
+
+    def flag(x: str, weight: float) -> str:
+        return g.op("Where", [x, const(weight), const(0.0)])
+
+    code = g.op("Mul", [g.op("Sign", [g.op("Sub", [s, s_key])]), const(3.0)])
+    code = g.op("Add", [code, g.op("Sign", [g.op("Sub", [e, e_key])])])
+    code = g.op("Add", [code, flag(g.op("LessOrEqual", [e, s_key]), 9.0)])
+    code = g.op("Add", [code, flag(g.op("LessOrEqual", [e_key, s]), 18.0)])
+    code = g.op("Where", [key_mask, g.op("Add", [code, const(4.0)]), const(float(PADDING_CODE))])
+    return g.op("Cast", [code], to=TensorProto.INT32)
+
+
+def candidate_layers_model(w: Weights, prefix: str, heads: int, content: bool = False) -> bytes:
+    """``SharedPoolScorer.forward`` up to the query layers, from the boundary states and the pool:
+    each candidate's start and end states (the projections gathered at its boundaries), its
+    length features, its compatibility prior (and, when ``content``, its projected span content
+    computed outside), LayerNorm, then the overlap-biased candidate attention layers. Each layer's
+    overlap-bias table is read at the pair codes through ``scorer.BUCKETS`` (37 rows: gliner2's
+    eight buckets and a padding key's mask logit)."""
     g = GraphBuilder(w)
-    x, bias_index = "candidates", g.op("Cast", ["buckets"], to=TensorProto.INT32)
+    spans = "spans"
+    starts = g.op("Slice", [spans, g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64)),
+                            g.const(np.array([2], np.int64))])  # [B, C, 1]
+    ends = g.op("Slice", [spans, g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64)),
+                          g.const(np.array([2], np.int64))])
+    start_rep = g.op("GatherND", [g.linear("boundary_states", f"{prefix}.start_projection"), starts], batch_dims=1)
+    end_rep = g.op("GatherND", [g.linear("boundary_states", f"{prefix}.end_projection"), ends], batch_dims=1)
+    length = g.op("Max", [g.op("Cast", [g.op("Sub", [ends, starts])], to=TensorProto.FLOAT),
+                          g.const(np.array(1.0, np.float32))])  # [B, C, 1]
+    one = g.const(np.array(1.0, np.float32))
+    features = g.op("Concat", [g.op("Log", [g.op("Add", [length, one])]), g.op("Div", [length, "text_lengths"]),
+                               g.op("Div", [one, g.op("Sqrt", [length])])], axis=-1)
+    x = g.op("Add", [g.op("Add", [start_rep, end_rep]), g.linear(features, f"{prefix}.length_projection")])
+    x = g.op("Add", [x, g.linear("compat", f"{prefix}.prior_projection")])
+    if content:
+        x = g.op("Add", [x, "content"])
+    x = g.op("Mul", [g.layer_norm(x, f"{prefix}.candidate_norm"), "mask"])
+    key_mask = g.op("Cast", [g.op("Transpose", ["mask"], perm=[0, 2, 1])], to=TensorProto.BOOL)
+    codes = g.op("Unsqueeze", [overlap_codes(g, starts, ends, key_mask), g.const(np.array([1], np.int64))])
+    codes = g.op("Expand", [codes, g.const(np.array([1, heads, 1, 1], np.int64))])  # [B, heads, C, C]
+    leading = g.op("Slice", [g.op("Shape", [codes]), g.const(np.array([0], np.int64)), g.const(np.array([3], np.int64))])
+    table_shape = g.op("Concat", [leading, g.const(np.array([len(BUCKETS)], np.int64))], axis=0)
     for i in range(layers(w, f"{prefix}.candidate_layers")):
-        x = _candidate_attention(g, x, bias_index, "mask", f"{prefix}.candidate_layers.{i}", heads)
-    inputs = [helper.make_tensor_value_info("candidates", TensorProto.FLOAT, ["batch", "pool", "width"]),
-              helper.make_tensor_value_info("buckets", TensorProto.UINT8, ["batch", "pool", "pool"]),
+        x = _candidate_attention(g, x, codes, table_shape, "mask", f"{prefix}.candidate_layers.{i}", heads)
+    inputs = [helper.make_tensor_value_info("boundary_states", TensorProto.FLOAT, ["batch", "boundaries", "width"]),
+              helper.make_tensor_value_info("spans", TensorProto.INT64, ["batch", "pool", 2]),
+              helper.make_tensor_value_info("compat", TensorProto.FLOAT, ["batch", "pool", 1]),
+              helper.make_tensor_value_info("text_lengths", TensorProto.FLOAT, ["batch", 1, 1]),
               helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "pool", 1])]
-    return g.model(inputs, [(x, "states", ["batch", "pool", "width"])], "candidate_layers")
+    if content:
+        inputs.append(helper.make_tensor_value_info("content", TensorProto.FLOAT, ["batch", "pool", "pool_width"]))
+    return g.model(inputs, [(x, "states", ["batch", "pool", "pool_width"])], "candidate_layers")
 
 
 def film_scores_model(w: Weights, prefix: str) -> bytes:
@@ -150,15 +210,31 @@ class PoolGraph:
     def __init__(self, w: Weights, heads: int, threads: int | None = None, prefix: str = "shared_pool_scorer"):
         self.heads = heads
         "``candidate_attention_heads``: the candidate layers' and the query layers' heads."
-        self._layers = OnnxSession(candidate_layers_model(w, prefix, heads), ("candidates", "buckets", "mask"),
+        self.content = f"{prefix}.content_pooler.value_projection.weight" in w
+        "Whether the candidates take span content features (``enable_span_content``), an input then."
+        names = ("boundary_states", "spans", "compat", "text_lengths", "mask") + (("content",) if self.content else ())
+        self._layers = OnnxSession(candidate_layers_model(w, prefix, heads, self.content), names,
                                    ("states",), threads, name=f"{prefix} candidate layers")
         self._film = OnnxSession(film_scores_model(w, prefix), ("candidates", "queries"), ("scores",), threads,
                                  name=f"{prefix} FiLM scores")
 
-    def candidate_layers(self, candidates: np.ndarray, buckets: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """``[B, C, p]`` states, ``[B, C, C]`` uint8 ``keyed_buckets``, ``[B, C]`` bool pool mask."""
-        return self._layers.run({"candidates": np.ascontiguousarray(candidates, np.float32), "buckets": buckets,
-                                 "mask": mask[..., None].astype(np.float32)})[0]
+    def candidate_layers(self, boundary_states: np.ndarray, spans: np.ndarray, mask: np.ndarray,
+                         compat: np.ndarray, text_lengths: np.ndarray, content: np.ndarray | None = None
+                         ) -> np.ndarray:
+        """The candidates' states after every candidate layer, ``[B, C, p]``: ``[B, n, d]`` boundary
+        states, the pool's ``[B, C, 2]`` spans, ``[B, C]`` bool mask and ``[B, C]`` compatibility
+        logits, ``[B]`` text lengths in words; ``content``: the projected span content ``[B, C, p]``
+        (only, and always, when the checkpoint has it)."""
+        feed = {"boundary_states": np.ascontiguousarray(boundary_states, np.float32),
+                "spans": np.ascontiguousarray(spans, np.int64),
+                "compat": np.ascontiguousarray(compat[..., None], np.float32),
+                "text_lengths": np.maximum(text_lengths, 1).astype(np.float32).reshape(-1, 1, 1),
+                "mask": mask[..., None].astype(np.float32)}
+        if self.content:
+            if content is None:
+                raise ValueError("this checkpoint's candidates need their span content features")
+            feed["content"] = np.ascontiguousarray(content, np.float32)
+        return self._layers.run(feed)[0]
 
     def film_scores(self, candidates: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """``[B, C, Q]`` scores before the boundary and inside evidence is added."""

@@ -1,7 +1,7 @@
 """Scores of every pool candidate for every query (gliner2 2.1.0 ``models/boundary/pool.py``
 ``SharedPoolScorer``, ``OverlapBiasedCandidateAttention``, ``EvidenceConditionedQueryAttention``),
-inference only, in numpy (the candidate attention layers and FiLM scoring in ``pool_graph``'s
-onnxruntime graphs), with the optional span content features (``enable_span_content``:
+inference only, in numpy (the candidates' features and attention layers and the FiLM scoring in
+``pool_graph``'s onnxruntime graphs), with the optional span content features (``enable_span_content``:
 ``models/boundary/content.py`` ``SpanContentPooler``, mean and smooth-maximum pooling of the
 tokens a candidate covers)."""
 
@@ -73,36 +73,16 @@ def _bucket_of(ds: int, de: int, left: bool, right: bool) -> int:
 
 
 MASKED_KEY = 8
-"The bucket ``keyed_buckets`` gives a pair whose second (key) candidate is padding."
+"The bucket of a pair whose second (key) candidate is padding: its bias is gliner2's mask logit."
 
-_PADDING_CODE = 36
-_BUCKETS = np.array([_bucket_of(ds, de, bool(left), bool(right)) for right in (0, 1) for left in (0, 1)
-                     for ds in (-1, 0, 1) for de in (-1, 0, 1)] + [MASKED_KEY], np.uint8)
-"""Bucket by pair code ``3 (ds + 1) + (de + 1) + 9 left + 18 right`` (36: a padding key). The
-rules only read those four facts, so the table is them for every pair of integer spans."""
-
-
-def _pair_codes(indices: np.ndarray) -> np.ndarray:
-    """``[B, C, 2]`` spans → ``[B, C, C]`` int8 pair codes (``_BUCKETS``): five passes over small
-    integers instead of gliner2's seven masked comparisons."""
-    small = indices.astype(np.int16)  # word boundaries (< 2^15)
-    s, e = small[..., 0], small[..., 1]
-    code = np.sign(s[:, :, None] - s[:, None, :]).astype(np.int8)
-    code *= 3
-    code += np.sign(e[:, :, None] - e[:, None, :]).astype(np.int8)
-    code += 4
-    code += np.int8(9) * (e[:, :, None] <= s[:, None, :])
-    code += np.int8(18) * (e[:, None, :] <= s[:, :, None])
-    return code
-
-
-def keyed_buckets(indices: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``[B, C, 2]`` spans → ``[B, C, C]`` gliner2 overlap bucket of each ordered pair (later rules
-    win), and ``MASKED_KEY`` wherever the key candidate is not in the pool: the candidate attention
-    then reads its bias and its key mask from one table."""
-    code = _pair_codes(indices)
-    np.copyto(code, np.int8(_PADDING_CODE), where=~mask[:, None, :])
-    return _BUCKETS[code]
+PADDING_CODE = 36
+"The pair code of a pair whose second (key) candidate is padding."
+BUCKETS = np.array([_bucket_of(ds, de, bool(left), bool(right)) for right in (0, 1) for left in (0, 1)
+                    for ds in (-1, 0, 1) for de in (-1, 0, 1)] + [MASKED_KEY], np.uint8)
+"""Bucket by pair code ``3 (ds + 1) + (de + 1) + 9 left + 18 right`` (``PADDING_CODE``: a padding
+key), ``ds``/``de`` the signs of the start and end differences. The rules only read those four
+facts, so the table is them for every pair of integer spans; the candidate layers' graph computes
+each pair's code (``pool_graph``) and reads its bias from this table."""
 
 
 def _ffn(x: np.ndarray, w: Weights, name: str) -> np.ndarray:
@@ -168,25 +148,19 @@ def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.
                prefix: str = "shared_pool_scorer", tokens: np.ndarray | None = None,
                token_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``SharedPoolScorer.forward`` (eval): ``[B, C, Q]`` pair logits (masked with gliner2's
-    sentinel) and the ``[B, C, p]`` candidate states. The candidate attention layers and the
-    FiLM scoring run in ``graph`` (the same checkpoint's, built at load: ``pool_graph``); the
-    query layers and the rest here. The span content features need the text's token states
-    (``tokens``, ``token_mask``) when the checkpoint has them."""
+    sentinel) and the ``[B, C, p]`` candidate states. The candidates' features and attention
+    layers, and the FiLM scoring, run in ``graph`` (the same checkpoint's, built at load:
+    ``pool_graph``); the span content, the query layers and the rest here. The span content
+    features need the text's token states (``tokens``, ``token_mask``) when the checkpoint has them."""
     starts, ends = pool.indices[..., 0], pool.indices[..., 1]
-    start_rep = gather_rows(linear(boundary_states, w, f"{prefix}.start_projection"), starts)
-    end_rep = gather_rows(linear(boundary_states, w, f"{prefix}.end_projection"), ends)
-    length = np.maximum(ends - starts, 1).astype(np.float32)
-    tl = np.maximum(text_lengths[:, None].astype(np.float32), 1)
-    features = np.stack([np.log1p(length), length / tl, 1.0 / np.sqrt(length)], -1).astype(np.float32)
-    candidate = (start_rep + end_rep + linear(features, w, f"{prefix}.length_projection")
-                 + linear(pool.compat_logits[..., None], w, f"{prefix}.prior_projection"))
-    if f"{prefix}.content_pooler.value_projection.weight" in w:
+    content = None
+    if graph.content:
         if tokens is None or token_mask is None:
             raise ValueError("this checkpoint's span content features need the token states")
-        content = span_content(tokens, token_mask, starts, ends, w, f"{prefix}.content_pooler")
-        candidate = candidate + linear(content, w, f"{prefix}.content_projection")
-    candidate = layer_norm(candidate, w, f"{prefix}.candidate_norm") * pool.mask[..., None]
-    candidate = graph.candidate_layers(candidate, keyed_buckets(pool.indices, pool.mask), pool.mask)
+        content = linear(span_content(tokens, token_mask, starts, ends, w, f"{prefix}.content_pooler"), w,
+                         f"{prefix}.content_projection")
+    candidate = graph.candidate_layers(boundary_states, pool.indices, pool.mask, pool.compat_logits, text_lengths,
+                                       content)
     query = linear(queries, w, f"{prefix}.query_projection")
     for i in range(layers(w, f"{prefix}.query_layers")):
         preliminary = np.einsum("bcd,bqd->bcq", candidate, query)
