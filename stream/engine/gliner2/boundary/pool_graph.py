@@ -1,25 +1,27 @@
-"""The shared-pool scorer's dense layers as onnxruntime graphs, built from the head's weights at
-load (gliner2 2.1.0 ``models/boundary/pool.py``: ``OverlapBiasedCandidateAttention`` and the
-FiLM scoring of ``SharedPoolScorer.forward``).
+"""The shared-pool scorer as one onnxruntime graph, built from the head's weights at load
+(gliner2 2.1.0 ``models/boundary/pool.py``: ``SharedPoolScorer.forward`` with its
+``OverlapBiasedCandidateAttention`` and ``EvidenceConditionedQueryAttention`` layers and FiLM
+scoring).
 
-Their work does not shrink with the encoder (192 candidates on any sentence, two attention
-layers with a 512-wide exact-GELU FFN, and the FiLM FFN on every candidate × query), so on a
-small encoder it is a large share of a batch. In numpy each elementwise pass is one thread and
-a temporary; onnxruntime runs them on the session's threads and keeps the GEMMs in MLAS. The
+Its work does not shrink with the encoder (192 candidates on any sentence, two attention layers
+with a 512-wide exact-GELU FFN, and the FiLM FFN on every candidate × query), so on a small
+encoder it is a large share of a batch. In numpy each elementwise pass is one thread and a
+temporary; onnxruntime runs them on the session's threads and keeps the GEMMs in MLAS. The
 arithmetic is the reference's; onnxruntime's ``Erf`` is within 5.7e-8 of ``math.erf``
 (``tests/engine/test_boundary_heads.py`` checks the GELU), where numpy has no erf at all.
 
-Two graphs, because the query layers (small, numpy) sit between them:
+From the ``[B, n, d]`` boundary states, the pool (``[B, C, 2]`` spans, mask, compatibility priors,
+the text lengths) and the ``[B, Q, H]`` query embeddings:
 
-- ``candidate_layers``: the ``[B, n, d]`` boundary states and the pool (``[B, C, 2]`` spans, mask,
-  compatibility priors, the text lengths) → each candidate's features (its start and end states,
-  length features, prior; the projected span content when the checkpoint has it), LayerNorm, and
-  the overlap-biased attention layers. Each (query, key) pair's overlap code is computed once in
-  the graph; every layer reads its bias at the codes with one ``GatherElements`` in the
-  ``[B, heads, C, C]`` layout the logits have (a ``Gather`` of ``[B, C, C, heads]`` rows and a
-  transpose took twice as long), a padding key reading gliner2's mask logit;
-- ``film_scores``: candidate states and ``[B, Q, p]`` query states → ``[B, C, Q]``
-  ``candidate·query / sqrt(p) + film_output(candidate ⊙ (1 + γ) + β)``, ``γ, β = film(query)``.
+- each candidate's features (its start and end states, length features, prior; the projected
+  span content when the checkpoint has it), LayerNorm, and the overlap-biased attention layers.
+  Each (query, key) pair's overlap code is computed once; every layer reads its bias at the codes
+  with one ``GatherElements`` in the ``[B, heads, C, C]`` layout the logits have (a ``Gather`` of
+  ``[B, C, C, heads]`` rows and a transpose took twice as long), a padding key reading gliner2's
+  mask logit;
+- the query layers (evidence from the candidates, self-attention among the row's queries, FFN);
+- ``[B, C, Q]`` ``candidate·query / sqrt(p) + film_output(candidate ⊙ (1 + γ) + β)``,
+  ``γ, β = film(query)``.
 """
 
 from __future__ import annotations
@@ -143,14 +145,13 @@ def overlap_codes(g: GraphBuilder, starts: str, ends: str, key_mask: str) -> str
     return g.op("Cast", [code], to=TensorProto.INT32)
 
 
-def candidate_layers_model(w: Weights, prefix: str, heads: int, content: bool = False) -> bytes:
+def _candidate_states(g: GraphBuilder, prefix: str, heads: int, content: bool) -> str:
     """``SharedPoolScorer.forward`` up to the query layers, from the boundary states and the pool:
     each candidate's start and end states (the projections gathered at its boundaries), its
     length features, its compatibility prior (and, when ``content``, its projected span content
     computed outside), LayerNorm, then the overlap-biased candidate attention layers. Each layer's
     overlap-bias table is read at the pair codes through ``scorer.BUCKETS`` (37 rows: gliner2's
     eight buckets and a padding key's mask logit)."""
-    g = GraphBuilder(w)
     spans = "spans"
     starts = g.op("Slice", [spans, g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64)),
                             g.const(np.array([2], np.int64))])  # [B, C, 1]
@@ -173,70 +174,112 @@ def candidate_layers_model(w: Weights, prefix: str, heads: int, content: bool = 
     codes = g.op("Expand", [codes, g.const(np.array([1, heads, 1, 1], np.int64))])  # [B, heads, C, C]
     leading = g.op("Slice", [g.op("Shape", [codes]), g.const(np.array([0], np.int64)), g.const(np.array([3], np.int64))])
     table_shape = g.op("Concat", [leading, g.const(np.array([len(BUCKETS)], np.int64))], axis=0)
-    for i in range(layers(w, f"{prefix}.candidate_layers")):
+    for i in range(layers(g.w, f"{prefix}.candidate_layers")):
         x = _candidate_attention(g, x, codes, table_shape, "mask", f"{prefix}.candidate_layers.{i}", heads)
-    inputs = [helper.make_tensor_value_info("boundary_states", TensorProto.FLOAT, ["batch", "boundaries", "width"]),
-              helper.make_tensor_value_info("spans", TensorProto.INT64, ["batch", "pool", 2]),
-              helper.make_tensor_value_info("compat", TensorProto.FLOAT, ["batch", "pool", 1]),
-              helper.make_tensor_value_info("text_lengths", TensorProto.FLOAT, ["batch", 1, 1]),
-              helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "pool", 1])]
-    if content:
-        inputs.append(helper.make_tensor_value_info("content", TensorProto.FLOAT, ["batch", "pool", "pool_width"]))
-    return g.model(inputs, [(x, "states", ["batch", "pool", "pool_width"])], "candidate_layers")
+    return x
 
 
-def film_scores_model(w: Weights, prefix: str) -> bytes:
+def _query_layer(g: GraphBuilder, candidates: str, query: str, name: str, heads: int) -> str:
+    """One ``EvidenceConditionedQueryAttention`` layer (eval) on ``[B, Q, p]`` query states: each
+    query's evidence is the softmax-over-candidates mean of the candidates it scores highest
+    (padding candidates at gliner2's mask logit), then self-attention among the row's queries
+    (``key_ok``: a padded query is not a key; a row without queries keeps its first) and a FFN."""
+    preliminary = g.op("MatMul", [candidates, g.op("Transpose", [query], perm=[0, 2, 1])])  # [B, C, Q]
+    preliminary = g.op("Where", ["candidate_ok", preliminary, g.const(np.array(MASK_LOGIT, np.float32))])
+    weights = g.op("Softmax", [preliminary], axis=1)
+    evidence = g.op("MatMul", [g.op("Transpose", [weights], perm=[0, 2, 1]), candidates])  # [B, Q, p]
+    states = g.op("Add", [g.linear(query, f"{name}.query_in"), g.linear(evidence, f"{name}.evidence_in")])
+    d = g.w[f"{name}.attention.out_proj.weight"].shape[0]
+    hd = d // heads
+    qkv = g.op("MatMul", [g.layer_norm(states, f"{name}.norm1"),
+                          g.const(g.w[f"{name}.attention.in_proj_weight"].T.astype(np.float32))])
+    qkv = g.op("Add", [qkv, g.const(g.w[f"{name}.attention.in_proj_bias"].astype(np.float32))])
+    qkv = g.op("Transpose", [g.op("Reshape", [qkv, g.const(np.array([0, 0, 3, heads, hd], np.int64))])],
+               perm=[2, 0, 3, 1, 4])  # [3, B, heads, Q, hd]
+    q, k, v = (g.op("Gather", [qkv, g.const(np.array(i, np.int64))], axis=0) for i in range(3))
+    logits = g.op("Div", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
+                          g.const(np.array(math.sqrt(hd), np.float32))])
+    logits = g.op("Where", ["key_ok", logits, g.const(np.array(-np.inf, np.float32))])
+    attended = g.op("Transpose", [g.op("MatMul", [g.op("Softmax", [logits], axis=-1), v])], perm=[0, 2, 1, 3])
+    attended = g.op("Reshape", [attended, g.const(np.array([0, 0, d], np.int64))])
+    states = g.op("Add", [states, g.linear(attended, f"{name}.attention.out_proj")])
+    states = g.op("Add", [states, g.ffn(g.layer_norm(states, f"{name}.norm2"), f"{name}.ffn")])
+    return g.op("Mul", [states, "query_mask"])
+
+
+def scorer_model(w: Weights, prefix: str, heads: int, content: bool = False) -> bytes:
+    """``SharedPoolScorer.forward`` (eval) from the boundary states, the pool and the query
+    embeddings: the candidates' states and every candidate × query score before the boundary and
+    inside evidence is added."""
     g = GraphBuilder(w)
+    candidates = _candidate_states(g, prefix, heads, content)
     p = w[f"{prefix}.film.weight"].shape[1]
-    score = g.op("MatMul", ["candidates", g.op("Transpose", ["queries"], perm=[0, 2, 1])])  # [B, C, Q]
+    queries = g.linear("queries", f"{prefix}.query_projection")
+    for i in range(layers(w, f"{prefix}.query_layers")):
+        queries = _query_layer(g, candidates, queries, f"{prefix}.query_layers.{i}", heads)
+    score = g.op("MatMul", [candidates, g.op("Transpose", [queries], perm=[0, 2, 1])])  # [B, C, Q]
     score = g.op("Div", [score, g.const(np.array(math.sqrt(p), np.float32))])
-    film = g.linear("queries", f"{prefix}.film")
+    film = g.linear(queries, f"{prefix}.film")
     gamma, beta = (g.op("Slice", [film, g.const(np.array([at], np.int64)), g.const(np.array([at + p], np.int64)),
                                   g.const(np.array([-1], np.int64))]) for at in (0, p))
     one_plus = g.op("Add", [g.op("Unsqueeze", [gamma, g.const(np.array([1], np.int64))]),
                             g.const(np.array(1.0, np.float32))])  # [B, 1, Q, p]
-    cand = g.op("Unsqueeze", ["candidates", g.const(np.array([2], np.int64))])  # [B, C, 1, p]
+    cand = g.op("Unsqueeze", [candidates, g.const(np.array([2], np.int64))])  # [B, C, 1, p]
     conditioned = g.op("Add", [g.op("Mul", [cand, one_plus]),
                                g.op("Unsqueeze", [beta, g.const(np.array([1], np.int64))])])
     film_out = g.op("Squeeze", [g.ffn(conditioned, f"{prefix}.film_output"), g.const(np.array([3], np.int64))])
-    inputs = [helper.make_tensor_value_info("candidates", TensorProto.FLOAT, ["batch", "pool", "width"]),
-              helper.make_tensor_value_info("queries", TensorProto.FLOAT, ["batch", "queries", "width"])]
-    return g.model(inputs, [(g.op("Add", [score, film_out]), "scores", ["batch", "pool", "queries"])], "film_scores")
+    inputs = [helper.make_tensor_value_info(name, dtype, dims) for name, dtype, dims in (
+        ("boundary_states", TensorProto.FLOAT, ["batch", "boundaries", "width"]),
+        ("spans", TensorProto.INT64, ["batch", "pool", 2]),
+        ("compat", TensorProto.FLOAT, ["batch", "pool", 1]),
+        ("text_lengths", TensorProto.FLOAT, ["batch", 1, 1]),
+        ("mask", TensorProto.FLOAT, ["batch", "pool", 1]),
+        ("candidate_ok", TensorProto.BOOL, ["batch", "pool", 1]),
+        ("queries", TensorProto.FLOAT, ["batch", "queries", "hidden"]),
+        ("query_mask", TensorProto.FLOAT, ["batch", "queries", 1]),
+        ("key_ok", TensorProto.BOOL, ["batch", 1, 1, "queries"]),
+    ) + ((("content", TensorProto.FLOAT, ["batch", "pool", "pool_width"]),) if content else ())]
+    return g.model(inputs, [(candidates, "states", ["batch", "pool", "pool_width"]),
+                            (g.op("Add", [score, film_out]), "scores", ["batch", "pool", "queries"])], "pool_scorer")
 
 
 class PoolGraph:
-    """The two graphs of one checkpoint's shared-pool scorer, each in its own session."""
+    """One checkpoint's shared-pool scorer as one onnxruntime session."""
+
+    INPUTS = ("boundary_states", "spans", "compat", "text_lengths", "mask", "candidate_ok", "queries", "query_mask",
+              "key_ok")
 
     def __init__(self, w: Weights, heads: int, threads: int | None = None, prefix: str = "shared_pool_scorer"):
         self.heads = heads
         "``candidate_attention_heads``: the candidate layers' and the query layers' heads."
         self.content = f"{prefix}.content_pooler.value_projection.weight" in w
         "Whether the candidates take span content features (``enable_span_content``), an input then."
-        names = ("boundary_states", "spans", "compat", "text_lengths", "mask") + (("content",) if self.content else ())
-        self._layers = OnnxSession(candidate_layers_model(w, prefix, heads, self.content), names,
-                                   ("states",), threads, name=f"{prefix} candidate layers")
-        self._film = OnnxSession(film_scores_model(w, prefix), ("candidates", "queries"), ("scores",), threads,
-                                 name=f"{prefix} FiLM scores")
+        self._session = OnnxSession(scorer_model(w, prefix, heads, self.content),
+                                    self.INPUTS + (("content",) if self.content else ()), ("states", "scores"),
+                                    threads, name=f"{prefix} graph")
 
-    def candidate_layers(self, boundary_states: np.ndarray, spans: np.ndarray, mask: np.ndarray,
-                         compat: np.ndarray, text_lengths: np.ndarray, content: np.ndarray | None = None
-                         ) -> np.ndarray:
-        """The candidates' states after every candidate layer, ``[B, C, p]``: ``[B, n, d]`` boundary
-        states, the pool's ``[B, C, 2]`` spans, ``[B, C]`` bool mask and ``[B, C]`` compatibility
-        logits, ``[B]`` text lengths in words; ``content``: the projected span content ``[B, C, p]``
-        (only, and always, when the checkpoint has it)."""
+    def score(self, boundary_states: np.ndarray, spans: np.ndarray, mask: np.ndarray, compat: np.ndarray,
+              text_lengths: np.ndarray, queries: np.ndarray, query_mask: np.ndarray,
+              content: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates' states ``[B, C, p]`` and the ``[B, C, Q]`` scores before the boundary
+        and inside evidence is added: ``[B, n, d]`` boundary states, the pool's ``[B, C, 2]`` spans,
+        ``[B, C]`` bool mask and ``[B, C]`` compatibility logits, ``[B]`` text lengths in words,
+        ``[B, Q, H]`` query embeddings and ``[B, Q]`` mask; ``content``: the projected span
+        content ``[B, C, p]`` (only, and always, when the checkpoint has it)."""
+        key_ok = query_mask.copy()
+        key_ok[:, 0] |= ~query_mask.any(-1)  # a row without queries: its softmax reads its first key
         feed = {"boundary_states": np.ascontiguousarray(boundary_states, np.float32),
                 "spans": np.ascontiguousarray(spans, np.int64),
                 "compat": np.ascontiguousarray(compat[..., None], np.float32),
                 "text_lengths": np.maximum(text_lengths, 1).astype(np.float32).reshape(-1, 1, 1),
-                "mask": mask[..., None].astype(np.float32)}
+                "mask": mask[..., None].astype(np.float32),
+                "candidate_ok": mask[..., None],
+                "queries": np.ascontiguousarray(queries, np.float32),
+                "query_mask": query_mask[..., None].astype(np.float32),
+                "key_ok": key_ok[:, None, None, :]}
         if self.content:
             if content is None:
                 raise ValueError("this checkpoint's candidates need their span content features")
             feed["content"] = np.ascontiguousarray(content, np.float32)
-        return self._layers.run(feed)[0]
-
-    def film_scores(self, candidates: np.ndarray, queries: np.ndarray) -> np.ndarray:
-        """``[B, C, Q]`` scores before the boundary and inside evidence is added."""
-        return self._film.run({"candidates": np.ascontiguousarray(candidates, np.float32),
-                               "queries": np.ascontiguousarray(queries, np.float32)})[0]
+        states, scores = self._session.run(feed)
+        return states, scores

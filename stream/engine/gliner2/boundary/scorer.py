@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, layers, linear, softmax
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layer_norm, linear
 from stream.engine.gliner2.boundary.pool import Pool, gather_rows
 
 if TYPE_CHECKING:
@@ -85,34 +85,6 @@ facts, so the table is them for every pair of integer spans; the candidate layer
 each pair's code (``pool_graph``) and reads its bias from this table."""
 
 
-def _ffn(x: np.ndarray, w: Weights, name: str) -> np.ndarray:
-    """``nn.Sequential(Linear, GELU, Dropout, Linear)``."""
-    return linear(gelu(linear(x, w, f"{name}.0")), w, f"{name}.3")
-
-
-def _multihead_attention(x: np.ndarray, key_padding: np.ndarray, w: Weights, name: str, heads: int) -> np.ndarray:
-    """``nn.MultiheadAttention(batch_first=True)`` self-attention, eval; ``key_padding`` True = ignore."""
-    b, n, d = x.shape
-    hd = d // heads
-    qkv = (x.reshape(-1, d) @ w[f"{name}.in_proj_weight"].T + w[f"{name}.in_proj_bias"]).reshape(b, n, 3 * d)
-    q, k, v = (qkv[..., i * d:(i + 1) * d].reshape(b, n, heads, hd).transpose(0, 2, 1, 3) for i in range(3))
-    logits = q @ k.transpose(0, 1, 3, 2) / np.float32(math.sqrt(hd))
-    logits = np.where(key_padding[:, None, None, :], -np.inf, logits)
-    out = (softmax(logits) @ v).transpose(0, 2, 1, 3).reshape(b, n, d)
-    return linear(out, w, f"{name}.out_proj")
-
-
-def _query_attention(query: np.ndarray, evidence: np.ndarray, query_mask: np.ndarray, w: Weights, name: str,
-                     heads: int) -> np.ndarray:
-    states = linear(query, w, f"{name}.query_in") + linear(evidence, w, f"{name}.evidence_in")
-    safe = query_mask.copy()
-    safe[:, 0] |= ~query_mask.any(-1)
-    normed = layer_norm(states, w, f"{name}.norm1")
-    states = states + _multihead_attention(normed, ~safe, w, f"{name}.attention", heads)
-    states = states + _ffn(layer_norm(states, w, f"{name}.norm2"), w, f"{name}.ffn")
-    return states * query_mask[..., None]
-
-
 _LSE_FLOOR = np.float32(np.finfo(np.float32).min / 4.0)
 
 
@@ -159,15 +131,8 @@ def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.
             raise ValueError("this checkpoint's span content features need the token states")
         content = linear(span_content(tokens, token_mask, starts, ends, w, f"{prefix}.content_pooler"), w,
                          f"{prefix}.content_projection")
-    candidate = graph.candidate_layers(boundary_states, pool.indices, pool.mask, pool.compat_logits, text_lengths,
-                                       content)
-    query = linear(queries, w, f"{prefix}.query_projection")
-    for i in range(layers(w, f"{prefix}.query_layers")):
-        preliminary = np.einsum("bcd,bqd->bcq", candidate, query)
-        weights = softmax(np.where(pool.mask[..., None], preliminary, MASK_LOGIT), axis=1)
-        evidence = np.einsum("bcq,bcd->bqd", weights, candidate)
-        query = _query_attention(query, evidence, query_mask, w, f"{prefix}.query_layers.{i}", graph.heads)
-    score = graph.film_scores(candidate, query)
+    candidate, score = graph.score(boundary_states, pool.indices, pool.mask, pool.compat_logits, text_lengths,
+                                   queries, query_mask, content)
     q = queries.shape[1]
     s_idx = np.broadcast_to(np.clip(starts, 0, start_logits.shape[2] - 1)[:, None, :], (starts.shape[0], q, starts.shape[1]))
     e_idx = np.broadcast_to(np.clip(ends, 0, end_logits.shape[2] - 1)[:, None, :], s_idx.shape)
