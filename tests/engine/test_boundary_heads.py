@@ -71,7 +71,7 @@ def test_the_shared_candidate_pool_matches_gliner2(golden, size):
 def test_the_pool_scorer_matches_gliner2(golden):
     """Candidate states and every query's logit for every pool candidate, from gliner2's own pool
     and marginals: overlap-biased candidate attention (2 layers), evidence-conditioned query
-    attention, FiLM (these two in the onnxruntime graphs built from the weights), the exact GELU."""
+    attention, FiLM (all in the onnxruntime graph built from the weights), the exact GELU."""
     from stream.engine.gliner2.boundary.pool import build_pool
     from stream.engine.gliner2.boundary.pool_graph import PoolGraph
     from stream.engine.gliner2.boundary.scorer import score_pool
@@ -101,7 +101,7 @@ def test_erf_is_within_its_bound():
 
 
 def test_the_graphs_gelu_is_the_exact_one():
-    """The pool graphs' GELU: onnxruntime's Erf within 1e-7 of ``math.erf`` (the issue's bound),
+    """The pool graph's GELU: onnxruntime's Erf within 1e-7 of ``math.erf`` (the issue's bound),
     and the GELU within three float32 roundings of ``0.5 x (1 + math.erf(x / sqrt 2))`` in float64."""
     import math
 

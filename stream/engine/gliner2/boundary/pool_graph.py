@@ -179,13 +179,13 @@ def _candidate_states(g: GraphBuilder, prefix: str, heads: int, content: bool) -
     return x
 
 
-def _query_layer(g: GraphBuilder, candidates: str, query: str, name: str, heads: int) -> str:
+def _query_layer(g: GraphBuilder, candidates: str, candidate_ok: str, query: str, name: str, heads: int) -> str:
     """One ``EvidenceConditionedQueryAttention`` layer (eval) on ``[B, Q, p]`` query states: each
     query's evidence is the softmax-over-candidates mean of the candidates it scores highest
     (padding candidates at gliner2's mask logit), then self-attention among the row's queries
     (``key_ok``: a padded query is not a key; a row without queries keeps its first) and a FFN."""
     preliminary = g.op("MatMul", [candidates, g.op("Transpose", [query], perm=[0, 2, 1])])  # [B, C, Q]
-    preliminary = g.op("Where", ["candidate_ok", preliminary, g.const(np.array(MASK_LOGIT, np.float32))])
+    preliminary = g.op("Where", [candidate_ok, preliminary, g.const(np.array(MASK_LOGIT, np.float32))])
     weights = g.op("Softmax", [preliminary], axis=1)
     evidence = g.op("MatMul", [g.op("Transpose", [weights], perm=[0, 2, 1]), candidates])  # [B, Q, p]
     states = g.op("Add", [g.linear(query, f"{name}.query_in"), g.linear(evidence, f"{name}.evidence_in")])
@@ -215,8 +215,9 @@ def scorer_model(w: Weights, prefix: str, heads: int, content: bool = False) -> 
     candidates = _candidate_states(g, prefix, heads, content)
     p = w[f"{prefix}.film.weight"].shape[1]
     queries = g.linear("queries", f"{prefix}.query_projection")
+    candidate_ok = g.op("Cast", ["mask"], to=TensorProto.BOOL)  # [B, C, 1]
     for i in range(layers(w, f"{prefix}.query_layers")):
-        queries = _query_layer(g, candidates, queries, f"{prefix}.query_layers.{i}", heads)
+        queries = _query_layer(g, candidates, candidate_ok, queries, f"{prefix}.query_layers.{i}", heads)
     score = g.op("MatMul", [candidates, g.op("Transpose", [queries], perm=[0, 2, 1])])  # [B, C, Q]
     score = g.op("Div", [score, g.const(np.array(math.sqrt(p), np.float32))])
     film = g.linear(queries, f"{prefix}.film")
@@ -234,7 +235,6 @@ def scorer_model(w: Weights, prefix: str, heads: int, content: bool = False) -> 
         ("compat", TensorProto.FLOAT, ["batch", "pool", 1]),
         ("text_lengths", TensorProto.FLOAT, ["batch", 1, 1]),
         ("mask", TensorProto.FLOAT, ["batch", "pool", 1]),
-        ("candidate_ok", TensorProto.BOOL, ["batch", "pool", 1]),
         ("queries", TensorProto.FLOAT, ["batch", "queries", "hidden"]),
         ("query_mask", TensorProto.FLOAT, ["batch", "queries", 1]),
         ("key_ok", TensorProto.BOOL, ["batch", 1, 1, "queries"]),
@@ -246,8 +246,7 @@ def scorer_model(w: Weights, prefix: str, heads: int, content: bool = False) -> 
 class PoolGraph:
     """One checkpoint's shared-pool scorer as one onnxruntime session."""
 
-    INPUTS = ("boundary_states", "spans", "compat", "text_lengths", "mask", "candidate_ok", "queries", "query_mask",
-              "key_ok")
+    INPUTS = ("boundary_states", "spans", "compat", "text_lengths", "mask", "queries", "query_mask", "key_ok")
 
     def __init__(self, w: Weights, heads: int, threads: int | None = None, prefix: str = "shared_pool_scorer"):
         self.heads = heads
@@ -273,7 +272,6 @@ class PoolGraph:
                 "compat": np.ascontiguousarray(compat[..., None], np.float32),
                 "text_lengths": np.maximum(text_lengths, 1).astype(np.float32).reshape(-1, 1, 1),
                 "mask": mask[..., None].astype(np.float32),
-                "candidate_ok": mask[..., None],
                 "queries": np.ascontiguousarray(queries, np.float32),
                 "query_mask": query_mask[..., None].astype(np.float32),
                 "key_ok": key_ok[:, None, None, :]}

@@ -1,9 +1,9 @@
 """Scores of every pool candidate for every query (gliner2 2.1.0 ``models/boundary/pool.py``
 ``SharedPoolScorer``, ``OverlapBiasedCandidateAttention``, ``EvidenceConditionedQueryAttention``),
-inference only, in numpy (the candidates' features and attention layers and the FiLM scoring in
-``pool_graph``'s onnxruntime graphs), with the optional span content features (``enable_span_content``:
-``models/boundary/content.py`` ``SpanContentPooler``, mean and smooth-maximum pooling of the
-tokens a candidate covers)."""
+inference only. The scorer's layers are ``pool_graph``'s onnxruntime graph; here: the
+overlap-bucket table it reads, the boundary and inside evidence added to its scores, and the
+optional span content features (``enable_span_content``: ``models/boundary/content.py``
+``SpanContentPooler``, mean and smooth-maximum pooling of the tokens a candidate covers)."""
 
 from __future__ import annotations
 
@@ -121,9 +121,10 @@ def score_pool(boundary_states: np.ndarray, queries: np.ndarray, query_mask: np.
                token_mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``SharedPoolScorer.forward`` (eval): ``[B, C, Q]`` pair logits (masked with gliner2's
     sentinel) and the ``[B, C, p]`` candidate states. The candidates' features and attention
-    layers, and the FiLM scoring, run in ``graph`` (the same checkpoint's, built at load:
-    ``pool_graph``); the span content, the query layers and the rest here. The span content
-    features need the text's token states (``tokens``, ``token_mask``) when the checkpoint has them."""
+    layers, the query layers and the FiLM scoring run in ``graph`` (the same checkpoint's, built at
+    load: ``pool_graph``); the span content and the boundary and inside evidence here. The span
+    content features need the text's token states (``tokens``, ``token_mask``) when the
+    checkpoint has them."""
     starts, ends = pool.indices[..., 0], pool.indices[..., 1]
     content = None
     if graph.content:
