@@ -1,5 +1,5 @@
 """GLiNER2.5 (boundary architecture), first step: the boundary encoder and the per-query
-boundary marginals in numpy against gliner2 2.1.0's torch modules on the tiny boundary
+boundary marginals (their onnxruntime graph) against gliner2 2.1.0's torch modules on the tiny boundary
 checkpoint's head weights (golden tensors from ``tests/fixtures/build_tiny_boundary.py``): a
 batch of two texts of different lengths with padding, a padded query, the attention block with
 no window and with a window of 2."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.engine.gliner2.boundary.encoding import boundary_marginals, encode_boundaries
+from stream.engine.gliner2.boundary.boundary_graph import BoundaryGraph
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden-boundary-heads.npz"
 TOLERANCE = 1e-5
@@ -28,10 +28,9 @@ def golden():
 def test_boundary_states_and_marginals_match_gliner2(golden, window):
     data, w = golden
     tokens, token_mask = data["tokens"], data["token_mask"]
-    enc = encode_boundaries(tokens, token_mask, w, attention_heads=4, attention_window=window)
+    enc, marg = BoundaryGraph(w, heads=4, window=window).run(tokens, token_mask, data["queries"], data["query_mask"])
     assert np.array_equal(enc.mask, data[f"window{window}:mask"])
     assert np.abs(enc.states - data[f"window{window}:states"]).max() <= TOLERANCE
-    marg = boundary_marginals(enc, tokens, token_mask, data["queries"], data["query_mask"], w)
     for name in ("start_logits", "end_logits", "inside_logits", "inside_prefix", "inside_prefix_mean"):
         ref = data[f"window{window}:{name}"]
         got = getattr(marg, name)
@@ -108,7 +107,7 @@ def test_the_graphs_gelu_is_the_exact_one():
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from stream.engine.gliner2.boundary.pool_graph import GraphBuilder
+    from stream.engine.gliner2.boundary.graph import GraphBuilder
 
     g = GraphBuilder({})
     erf = g.op("Erf", ["x"])
@@ -134,22 +133,20 @@ def test_the_whole_head_matches_gliner2(golden):
     """BoundaryHead.forward end to end from token and query states, with the settings read from
     the checkpoint's config.json: pool spans, pair logits per query, null and count heads,
     candidate states."""
-    from stream.engine.gliner2.boundary.head import run_head
-    from stream.engine.gliner2.boundary.pool_graph import PoolGraph
+    from stream.engine.gliner2.boundary.head import head_graphs, run_head
 
     data, w = golden
     settings = _checkpoint_settings()
     assert settings.pool_size == 24 and settings.pool_boundary_top_k == 8 and settings.min_pool_per_query == 2
     out = run_head(data["tokens"], data["token_mask"], data["queries"], data["query_mask"], w, settings,
-                   PoolGraph(w, settings.candidate_attention_heads))
+                   head_graphs(w, settings))
     assert np.array_equal(out.valid, data["head:valid"]) and np.array_equal(out.indices, data["head:indices"])
     for name in ("pair_logits", "null_logits", "count_log_rates", "candidate_states"):
         assert np.abs(getattr(out, name) - data[f"head:{name}"]).max() <= TOLERANCE, name
 
 
 def test_settings_this_port_does_not_compute_are_refused_with_the_key_named(golden):
-    from stream.engine.gliner2.boundary.head import run_head, settings_from_config
-    from stream.engine.gliner2.boundary.pool_graph import PoolGraph
+    from stream.engine.gliner2.boundary.head import head_graphs, run_head, settings_from_config
 
     with pytest.raises(ValueError, match=r"boundary_head\.candidate_pool = 'per_document' is not supported"):
         settings_from_config({"candidate_pool": "per_document"})
@@ -157,9 +154,9 @@ def test_settings_this_port_does_not_compute_are_refused_with_the_key_named(gold
     data, w = golden
     base = {"candidate_pool": "shared", "pool_boundary_top_k": 8, "pool_size": 24, "min_pool_per_query": 2}
     args = (data["tokens"], data["token_mask"], data["queries"], data["query_mask"], w)
-    graph = PoolGraph(w, settings_from_config(base).candidate_attention_heads)
-    plain = run_head(*args, settings_from_config(base), graph)
-    adaptive = run_head(*args, settings_from_config({**base, "boundary_top_k_alpha": 0.5, "start_top_k": 2}), graph)
+    graphs = head_graphs(w, settings_from_config(base))
+    plain = run_head(*args, settings_from_config(base), graphs)
+    adaptive = run_head(*args, settings_from_config({**base, "boundary_top_k_alpha": 0.5, "start_top_k": 2}), graphs)
     assert np.array_equal(plain.indices, adaptive.indices) and np.array_equal(plain.pair_logits, adaptive.pair_logits)
 
 
@@ -260,7 +257,8 @@ def test_overlap_buckets_from_the_graphs_pair_codes_equal_gliner2s_rules():
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from stream.engine.gliner2.boundary.pool_graph import GraphBuilder, overlap_codes
+    from stream.engine.gliner2.boundary.graph import GraphBuilder
+    from stream.engine.gliner2.boundary.pool_graph import overlap_codes
     from stream.engine.gliner2.boundary.scorer import BUCKETS
 
     rng = np.random.default_rng(3)

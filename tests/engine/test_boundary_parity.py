@@ -22,8 +22,10 @@ differ when the text is batched with others and be identical when it runs alone,
 ran: batch-mates change the float rounding, which can flip a near-tie for the last place of a
 query's candidate budget; and a span two fields proposed seeds two latent instances, identical in
 spanstream (one state) where gliner2's differ by rounding, so an exclusive field's value may go to
-the other twin and the same records come in another order. Both are counted and bounded (≤ 1 in
-2,000). ``raw`` in the
+the other twin and the same records come in another order; and where two proposer scores at the
+last place of a top-k (a query's boundaries, the ends per start, the starts per end) are within
+1e-6, onnxruntime's rounding and torch's can order them differently (seen: 3e-8 apart). All three
+are counted and bounded (≤ 1 in 2,000). ``raw`` in the
 golden file keeps what gliner2 returns where the result differs.
 """
 
@@ -82,18 +84,21 @@ def test_boundary_results_match_gliner2_batch_extract(engine, golden, encoder):
     failures = [f for f in failures if f not in flips]
     twins = _twin_seed_ties(engine, golden, texts, failures) if encoder == "bert-per-query" else []
     failures = [f for f in failures if f not in twins]
+    ties = _proposer_near_ties(engine, golden, texts, failures) if encoder == "bert-per-query" else []
+    failures = [f for f in failures if f not in ties]
     # gliner2 raises where a record's anchor is a candidate in the schema prefix and a choice field
     # takes the anchor's offsets (negative character offsets); spanstream gives such a choice
     # gliner2's offsets for a record without an anchor, (0, 0) (named difference)
     assert all("out of range" in error and name.startswith("rec-") for name, _, error in GLINER2_RAISED), \
         GLINER2_RAISED[:3]
-    print(f"\n[boundary, {encoder}] {compared - len(flips) - len(twins)} results identical to gliner2 {golden['gliner2_version']} "
+    print(f"\n[boundary, {encoder}] {compared - len(flips) - len(twins) - len(ties)} results identical to gliner2 {golden['gliner2_version']} "
           f"({len(texts)} texts x {len(golden['cases'])} cases), max score delta {max(deltas):.2e} "
           f"({len(THRESHOLD_TIES)} with an item at the threshold within 1e-4, kept by one side only); "
           f"{silent} results on texts with a silent word checked for offsets only; {len(GLINER2_RAISED)} where "
           f"gliner2 raises; {len(flips)} where batching flips a near-tie at the per-query candidate budget, "
-          f"{len(twins)} where twin latent seeds take an exclusive value in the other order")
-    assert len(flips) <= compared // 2000 and len(twins) <= compared // 2000, (flips + twins)[:3]
+          f"{len(twins)} where twin latent seeds take an exclusive value in the other order, {len(ties)} where "
+          f"a near-tie (within {NEAR_TIE:g}) for the last place of a proposer top-k goes the other way")
+    assert all(len(found) <= compared // 2000 for found in (flips, twins, ties)), (flips + twins + ties)[:3]
     assert not failures, f"{len(failures)} differ; first: " + "\n".join(failures[:5])
     entities = sum(1 for e in golden["cases"]["ents"]["expected"] if any(e["entities"].values()))
     assert entities > 250  # the fixture's scores are decisive: most texts have entities to compare
@@ -113,6 +118,56 @@ def _batch_flips(engine, golden, texts, failures) -> list[str]:
         if not _check(engine, alone, "cases", [texts[int(i)]], long=False)[3]:
             flips.append(failure)
     return flips
+
+
+NEAR_TIE = 1e-6
+"Two proposer scores this close are a float near-tie: onnxruntime's and torch's roundings (~1e-7) can order them either way."
+
+
+def _proposer_near_ties(engine, golden, texts, failures) -> list[str]:
+    """The failures on texts where, run alone, a per-query proposer top-k (a query's start or end
+    boundaries, the ends kept per start, the starts kept per end) has its last kept and first
+    dropped scores within ``NEAR_TIE``: which of the two takes the place is decided by rounding,
+    and a different candidate set changes what follows (seen: two starts 3e-8 apart for one end)."""
+    import re
+    from unittest import mock
+
+    import numpy as np
+
+    from stream.engine.gliner2.boundary import proposer
+
+    gaps: list[float] = []
+
+    def top_boundaries(logits, valid, k):
+        ranked = -np.sort(-np.where(valid, logits, -np.inf), axis=-1)
+        if ranked.shape[-1] > k:
+            kept, dropped = ranked[..., k - 1], ranked[..., k]
+            close = np.isfinite(dropped) & (kept - dropped <= NEAR_TIE)
+            gaps.extend((kept - dropped)[close].tolist())
+        return top_boundaries.inner(logits, valid, k)
+
+    def conditional(*args):
+        *rest, top_k, scale, forward = args
+        scores, index = conditional.inner(*rest, top_k + 1, scale, forward)
+        kept, dropped = scores[..., top_k - 1], scores[..., -1]
+        if scores.shape[-1] > top_k:
+            close = (dropped > proposer.MASK_LOGIT / 2) & (kept - dropped <= NEAR_TIE)
+            gaps.extend((kept - dropped)[close].tolist())
+        return scores[..., :top_k], index[..., :top_k]
+
+    top_boundaries.inner, conditional.inner = proposer._top_boundaries, proposer._conditional
+    ties = []
+    with mock.patch.object(proposer, "_top_boundaries", top_boundaries), \
+            mock.patch.object(proposer, "_conditional", conditional):
+        for failure in failures:
+            name, i = re.match(r"(\S+) text (\d+) ", failure).groups()
+            entry = golden["cases"][name]
+            gaps.clear()
+            alone = {"cases": {name: {**entry, "expected": [entry["expected"][int(i)]]}}}
+            _check(engine, alone, "cases", [texts[int(i)]], long=False)
+            if gaps:
+                ties.append(failure)
+    return ties
 
 
 def _twin_seed_ties(engine, golden, texts, failures) -> list[str]:

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, boundary_marginals, encode_boundaries, linear
+from stream.engine.gliner2.boundary.boundary_graph import BoundaryGraph
+from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, linear
 from stream.engine.gliner2.boundary.pool import gather_rows, build_pool
 from stream.engine.gliner2.boundary.pool_graph import PoolGraph
 from stream.engine.gliner2.boundary.proposer import (
@@ -90,25 +91,42 @@ class HeadOutput(NamedTuple):
     candidate_states: np.ndarray | None  # [B, C, H] (records); per-query: [B, Q, C, H]
 
 
-def _required(graph: PoolGraph | None) -> PoolGraph:
-    if graph is None:
-        raise ValueError("the shared candidate pool is scored by its PoolGraph (pool_graph.PoolGraph(w, heads))")
-    return graph
+class HeadGraphs(NamedTuple):
+    """The head's onnxruntime graphs, built from its weights at load."""
+
+    boundary: BoundaryGraph
+    "The boundary encoder and the query head's marginals."
+    pool: PoolGraph | None
+    "The shared pool's scorer (a ``shared`` candidate pool only)."
+
+
+def head_graphs(w: Weights, settings: HeadSettings, threads: int | None = None) -> HeadGraphs:
+    pool = (PoolGraph(w, settings.candidate_attention_heads, threads)
+            if settings.candidate_pool == "shared" else None)
+    return HeadGraphs(BoundaryGraph(w, settings.boundary_attention_heads, settings.boundary_attention_window,
+                                    threads), pool)
+
+
+def _pool_scorer(graphs: HeadGraphs) -> PoolGraph:
+    if graphs.pool is None:
+        raise ValueError("the shared candidate pool is scored by its PoolGraph: head_graphs(w, settings) "
+                         "with candidate_pool='shared'")
+    return graphs.pool
 
 
 def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray,
                    spans: np.ndarray, spans_valid: np.ndarray, w: Weights, settings: HeadSettings,
-                   graph: PoolGraph | None = None) -> np.ndarray:
+                   graphs: HeadGraphs | None = None) -> np.ndarray:
     """``BoundaryHead.score_explicit_spans``: the pair logits ``[B, Q, K]`` of the caller's spans
     (``[B, K, 2]``, the same for every query; gliner2's sentinel where a span is illegal). Per-query
     path: the pair reranker scores each span with the proposer's compatibility as its prior.
     Shared pool: the pool is rebuilt for these queries with the spans injected ahead of every
     other candidate and its scorer's logits are read at them — candidate attention makes a span's
     score depend on the rest of the pool, which is why it is scored inside one; the caller keeps
-    ``K`` within ``pool_size``, so every injected span has a place."""
-    enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
-                            settings.boundary_attention_window)
-    marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
+    ``K`` within ``pool_size``, so every injected span has a place. ``graphs``: built from ``w``
+    and ``settings`` when not given."""
+    graphs = graphs or head_graphs(w, settings)
+    enc, marg = graphs.boundary.run(tokens, token_mask, queries, query_mask)
     lengths = token_mask.sum(1)
     legal = (spans_valid & (spans[..., 0] >= 0) & (spans[..., 1] > spans[..., 0])
              & (spans[..., 1] <= lengths[:, None]))
@@ -124,7 +142,7 @@ def score_explicit(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarr
                       settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query,
                       injected=(spans, legal))
     logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
-                           lengths, w, _required(graph), inside_prefix_mean=marg.inside_prefix_mean,
+                           lengths, w, _pool_scorer(graphs), inside_prefix_mean=marg.inside_prefix_mean,
                            tokens=tokens, token_mask=token_mask)
     match = (spans[:, :, None, :] == pool.indices[:, None, :, :]).all(-1) & pool.mask[:, None, :]  # [B, K, C]
     if (legal & ~match.any(-1)).any():
@@ -159,14 +177,13 @@ def _proposals(enc, marg, queries: np.ndarray, query_mask: np.ndarray, w: Weight
 
 
 def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, query_mask: np.ndarray, w: Weights,
-             settings: HeadSettings, graph: PoolGraph | None = None, candidate_states: bool = True) -> HeadOutput:
-    """``BoundaryHead.forward(..., return_candidates=True)`` in eval; ``graph``: the shared pool
-    scorer's layers built from ``w`` (``pool_graph.PoolGraph``), needed by the shared pool.
+             settings: HeadSettings, graphs: HeadGraphs | None = None, candidate_states: bool = True) -> HeadOutput:
+    """``BoundaryHead.forward(..., return_candidates=True)`` in eval; ``graphs``: the head's
+    onnxruntime graphs (``head_graphs(w, settings)``: built here when not given).
     ``candidate_states``: whether to compute the candidates' record-head states (only structures
     with a record ``mode`` read them; on a small encoder they cost ~2% of its time)."""
-    enc = encode_boundaries(tokens, token_mask, w, settings.boundary_attention_heads,
-                            settings.boundary_attention_window)
-    marg = boundary_marginals(enc, tokens, token_mask, queries, query_mask, w)
+    graphs = graphs or head_graphs(w, settings)
+    enc, marg = graphs.boundary.run(tokens, token_mask, queries, query_mask)
     null = linear(queries, w, "null_projection")[..., 0] if "null_projection.weight" in w else None
     count = linear(queries, w, "count_head")[..., 0] if "count_head.weight" in w else None
     if settings.candidate_pool == "per_query":
@@ -186,7 +203,7 @@ def run_head(tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray, qu
                       settings.pool_boundary_top_k, settings.pool_size, settings.min_pool_per_query)
     inside = marg.inside_prefix if settings.use_inside_evidence else None
     logits, _ = score_pool(enc.states, queries, query_mask, pool, marg.start_logits, marg.end_logits, inside,
-                           token_mask.sum(1), w, _required(graph),
+                           token_mask.sum(1), w, _pool_scorer(graphs),
                            inside_prefix_mean=marg.inside_prefix_mean, tokens=tokens, token_mask=token_mask)
     states = None
     if candidate_states and "candidate_encoder.weight" in w:

@@ -12,8 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, linear
-from stream.engine.gliner2.boundary.head import HeadSettings, run_head, score_explicit, settings_from_config
-from stream.engine.gliner2.boundary.pool_graph import PoolGraph
+from stream.engine.gliner2.boundary.head import HeadSettings, head_graphs, run_head, score_explicit, settings_from_config
 from stream.engine.gliner2.boundary.records import GroupLogits, RecordGroup, group_logits
 from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs
 from stream.errors import ModelLoadError
@@ -93,8 +92,7 @@ class BoundaryModel:
         self.has_records = (settings.enable_records and "record_decoder.inst_proj.weight" in self.mlps
                             and "candidate_encoder.weight" in self.w)
         self.records_refusal = None if self.has_records else "no record head (enable_records is off)"
-        self.graph = (PoolGraph(self.w, settings.candidate_attention_heads, threads)
-                      if settings.candidate_pool == "shared" and "shared_pool_scorer.film.weight" in self.w else None)
+        self.graphs = head_graphs(self.w, settings, threads)
 
     @classmethod
     def load(cls, path: Path, raw_config: Mapping[str, Any], threads: int | None = None) -> "BoundaryModel":
@@ -108,7 +106,7 @@ class BoundaryModel:
                 weights = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{path}: cannot read the head weights: {exc}") from exc
-        model = cls(weights, settings, threads)
+        head = {k.removeprefix("boundary_head.") for k in weights}
         shared = settings.candidate_pool == "shared"
         scorer = "shared_pool_scorer" if shared else "pair_scorer"
         required = ["boundary_encoder.left_projection.weight"]
@@ -120,16 +118,19 @@ class BoundaryModel:
         if settings.enable_span_content:
             required += [f"{scorer}.content_pooler.value_projection.weight",
                          f"{scorer}.content_projection.weight" if shared else "pair_scorer.content_bias.weight"]
-        elif f"{scorer}.content_pooler.value_projection.weight" in model.w:
+        elif f"{scorer}.content_pooler.value_projection.weight" in head:
             raise ModelLoadError(f"{path}: the head has span content weights but boundary_head.enable_span_content "
                                  "is not true")
         if settings.enable_relations and settings.relation_biaffine_content:
             required += ["relation_scorer.head_content_projection.weight", "relation_scorer.content_linear.weight"]
         for key in required:
-            if key not in model.w and key not in model.mlps:
+            if key not in head:
                 name = key if key.startswith("relation_scorer.") else f"boundary_head.{key}"
                 raise ModelLoadError(f"{path}: missing head weight {name}")
-        return model
+        try:
+            return cls(weights, settings, threads)
+        except KeyError as exc:  # a weight the head's graphs are built from
+            raise ModelLoadError(f"{path}: missing head weight boundary_head.{exc.args[0]}") from exc
 
     def score_rows(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray],
                    candidate_states: bool = True) -> list[RowScores]:
@@ -145,7 +146,7 @@ class BoundaryModel:
         for i, (t, q) in enumerate(zip(tokens, queries)):
             tok[i, :len(t)], tmask[i, :len(t)] = t, True
             qry[i, :len(q)], qmask[i, :len(q)] = q, True
-        out = run_head(tok, tmask, qry, qmask, self.w, self.settings, self.graph, candidate_states)
+        out = run_head(tok, tmask, qry, qmask, self.w, self.settings, self.graphs, candidate_states)
         rows = []
         for i, q in enumerate(queries):
             if out.valid.ndim == 3:  # per-query candidates
@@ -177,7 +178,7 @@ class BoundaryModel:
             chunk = np.asarray(unique[at:at + size], dtype=np.int64).reshape(1, -1, 2)
             scores[:, at:at + chunk.shape[1]] = score_explicit(
                 tokens[None], np.ones((1, len(tokens)), bool), queries[None], np.ones((1, len(queries)), bool),
-                chunk, np.ones(chunk.shape[:2], bool), self.w, self.settings, self.graph)[0]
+                chunk, np.ones(chunk.shape[:2], bool), self.w, self.settings, self.graphs)[0]
         column = {span: i for i, span in enumerate(unique)}
         return scores[:, [column[(int(s), int(e))] for s, e in spans]]
 

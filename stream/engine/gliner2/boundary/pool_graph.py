@@ -29,71 +29,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, layers
+from stream.engine.gliner2.boundary.graph import GraphBuilder
 from stream.engine.gliner2.boundary.scorer import BUCKETS, PADDING_CODE
 from stream.engine.session import OnnxSession
-
-OPSET = 17
-"LayerNormalization is an ONNX operator from opset 17."
-
-
-class GraphBuilder:
-    """Nodes and initializers of one graph, with the torch modules the scorer is made of."""
-
-    def __init__(self, w: Weights):
-        self.w = w
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self._names = 0
-
-    def _fresh(self, hint: str) -> str:
-        self._names += 1
-        return f"{hint}_{self._names}"
-
-    def const(self, value: np.ndarray, hint: str = "c") -> str:
-        name = self._fresh(hint)
-        self.inits.append(numpy_helper.from_array(np.array(value, order="C"), name))  # 0-d stays 0-d
-        return name
-
-    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
-        out = self._fresh(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
-        return out
-
-    def linear(self, x: str, name: str) -> str:
-        """``nn.Linear`` over the last axis."""
-        y = self.op("MatMul", [x, self.const(self.w[f"{name}.weight"].T.astype(np.float32), name)])
-        bias = self.w.get(f"{name}.bias")
-        return y if bias is None else self.op("Add", [y, self.const(bias.astype(np.float32), name)])
-
-    def layer_norm(self, x: str, name: str, eps: float = 1e-5) -> str:
-        return self.op("LayerNormalization", [x, self.const(self.w[f"{name}.weight"], name),
-                                              self.const(self.w[f"{name}.bias"], name)], axis=-1, epsilon=eps)
-
-    def gelu(self, x: str) -> str:
-        """torch's exact ``nn.GELU()``: ``0.5 x (1 + erf(x / sqrt 2))``."""
-        e = self.op("Erf", [self.op("Div", [x, self.const(np.array(math.sqrt(2.0), np.float32))])])
-        half_x = self.op("Mul", [x, self.const(np.array(0.5, np.float32))])
-        return self.op("Mul", [half_x, self.op("Add", [e, self.const(np.array(1.0, np.float32))])])
-
-    def ffn(self, x: str, name: str) -> str:
-        """``nn.Sequential(Linear, GELU, Dropout, Linear)`` (eval)."""
-        return self.linear(self.gelu(self.linear(x, f"{name}.0")), f"{name}.3")
-
-    def model(self, inputs: list[onnx.ValueInfoProto], outputs: list[tuple[str, str, list[str]]], name: str) -> bytes:
-        """The serialized model; ``outputs``: a produced value, the output's name, its dimensions."""
-        for produced, exposed, _ in outputs:
-            self.nodes.append(helper.make_node("Identity", [produced], [exposed]))
-        graph = helper.make_graph(self.nodes, name, inputs,
-                                  [helper.make_tensor_value_info(exposed, TensorProto.FLOAT, dims)
-                                   for _, exposed, dims in outputs], self.inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-        onnx.checker.check_model(model)
-        return model.SerializeToString()
-
 
 def _candidate_attention(g: GraphBuilder, x: str, codes: str, table_shape: str, mask: str, name: str,
                          heads: int) -> str:

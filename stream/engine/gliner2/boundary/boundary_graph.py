@@ -1,0 +1,170 @@
+"""The boundary encoder and the per-query boundary marginals as one onnxruntime graph, built
+from the head's weights at load (gliner2 2.1.0 ``models/boundary/encoding.py``
+``BoundaryEncoder`` and ``heads.py`` ``BoundaryQueryHead``, eval).
+
+From ``[B, L, H]`` token states and ``[B, Q, H]`` query embeddings with their masks:
+
+- boundary states ``[B, L + 1, d]``: each boundary's left state (the token before it; a learned
+  BOS at 0) and right state (the token after it; a learned EOS at the text's end) projected,
+  concatenated, projected and normalised; then the pre-norm attention blocks over the text's
+  boundaries (a boundary always attends to itself; within ``attention_window`` when it is set)
+  and the SwiGLU refinements; padding boundaries zero;
+- start and end logits per query and boundary, inside logits per query and token (gliner2's mask
+  logit where the query or the position is padding), and the centred cumulative inside sums
+  interval scores read, with their means.
+
+In numpy these were a dozen single-threaded passes and temporaries per batch; here they run on
+the session's threads (~1.5% of a small encoder's time, measured in ``bench/gliner25.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from stream.engine.gliner2.boundary.encoding import (
+    MASK_LOGIT,
+    BoundaryEncoding,
+    BoundaryMarginals,
+    Weights,
+    boundary_mask,
+    layers,
+)
+from stream.engine.gliner2.boundary.graph import GraphBuilder
+from stream.engine.session import OnnxSession
+
+
+def _i64(*values: int) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+def _attention_block(g: GraphBuilder, states: str, allowed: str, mask: str, name: str, heads: int) -> str:
+    """Pre-norm self-attention; ``allowed``: ``[B, 1, n, n]`` keys each boundary may read."""
+    d = g.w[f"{name}.output_projection.weight"].shape[0]
+    hd = d // heads
+    qkv = g.linear(g.layer_norm(states, f"{name}.norm"), f"{name}.qkv_projection")
+    qkv = g.op("Transpose", [g.op("Reshape", [qkv, g.const(_i64(0, 0, 3, heads, hd))])], perm=[2, 0, 3, 1, 4])
+    q, k, v = (g.op("Gather", [qkv, g.const(np.array(i, np.int64))], axis=0) for i in range(3))  # [B, h, n, hd]
+    scores = g.op("Div", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
+                          g.const(np.array(math.sqrt(hd), np.float32))])
+    scores = g.op("Where", [allowed, scores, g.const(np.array(-np.inf, np.float32))])
+    attended = g.op("Transpose", [g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
+    attended = g.op("Reshape", [attended, g.const(_i64(0, 0, d))])
+    return g.op("Mul", [g.op("Add", [states, g.linear(attended, f"{name}.output_projection")]), mask])
+
+
+def _swiglu(g: GraphBuilder, states: str, name: str) -> str:
+    both = g.linear(g.layer_norm(states, f"{name}.norm"), f"{name}.input_projection")
+    half = g.w[f"{name}.input_projection.weight"].shape[0] // 2
+    value, gate = (g.op("Slice", [both, g.const(_i64(at)), g.const(_i64(at + half)), g.const(_i64(-1))])
+                   for at in (0, half))
+    silu = g.op("Mul", [gate, g.op("Sigmoid", [gate])])
+    return g.op("Add", [states, g.linear(g.op("Mul", [value, silu]), f"{name}.output_projection")])
+
+
+def _boundary_states(g: GraphBuilder, prefix: str, heads: int, window: int) -> tuple[str, str]:
+    """The boundary states and their ``[B, n]`` bool mask."""
+    shape = g.op("Shape", ["tokens"])  # [B, L, H]
+    batch = g.op("Slice", [shape, g.const(_i64(0)), g.const(_i64(1))])
+    width = g.op("Slice", [shape, g.const(_i64(2)), g.const(_i64(3))])
+    row_shape = g.op("Concat", [batch, g.const(_i64(1)), width], axis=0)  # [B, 1, H]
+    bos, eos = (g.op("Expand", [g.const(g.w[f"{prefix}.{which}_state"].reshape(1, 1, -1).astype(np.float32)),
+                                row_shape]) for which in ("bos", "eos"))
+    lengths = g.op("ReduceSum", [g.op("Cast", ["token_mask"], to=TensorProto.INT64), g.const(_i64(1))],
+                   keepdims=1)  # [B, 1]
+    n = g.op("Add", [g.op("Squeeze", [g.op("Slice", [shape, g.const(_i64(1)), g.const(_i64(2))])]),
+                     g.const(np.array(1, np.int64))])
+    positions = g.op("Range", [g.const(np.array(0, np.int64)), n, g.const(np.array(1, np.int64))])  # [n]
+    mask = g.op("LessOrEqual", [g.op("Unsqueeze", [positions, g.const(_i64(0))]), lengths])  # [B, n]
+    left = g.op("Concat", [bos, "tokens"], axis=1)
+    at_end = g.op("Unsqueeze", [g.op("Equal", [g.op("Unsqueeze", [positions, g.const(_i64(0))]), lengths]),
+                                g.const(_i64(2))])  # [B, n, 1]
+    right = g.op("Where", [at_end, eos, g.op("Concat", ["tokens", eos], axis=1)])
+    states = g.op("Concat", [g.linear(left, f"{prefix}.left_projection"),
+                             g.linear(right, f"{prefix}.right_projection")], axis=-1)
+    states = g.layer_norm(g.linear(states, f"{prefix}.output_projection"), f"{prefix}.layer_norm")
+    float_mask = g.op("Cast", [g.op("Unsqueeze", [mask, g.const(_i64(2))])], to=TensorProto.FLOAT)
+    blocks = layers(g.w, f"{prefix}.attention_blocks")
+    if blocks:
+        allowed = g.op("Unsqueeze", [mask, g.const(_i64(1, 2))])  # [B, 1, 1, n]: valid keys
+        rows = g.op("Unsqueeze", [positions, g.const(_i64(1))])
+        cols = g.op("Unsqueeze", [positions, g.const(_i64(0))])
+        if window > 0:
+            near = g.op("LessOrEqual", [g.op("Abs", [g.op("Sub", [rows, cols])]), g.const(np.array(window, np.int64))])
+            allowed = g.op("And", [allowed, near])
+        allowed = g.op("Or", [allowed, g.op("Equal", [rows, cols])])  # every boundary reads itself
+        for i in range(blocks):
+            states = _attention_block(g, states, allowed, float_mask, f"{prefix}.attention_blocks.{i}", heads)
+    for i in range(layers(g.w, f"{prefix}.refinement_blocks")):
+        states = _swiglu(g, states, f"{prefix}.refinement_blocks.{i}")
+    return g.op("Mul", [states, float_mask]), mask
+
+
+def _marginals(g: GraphBuilder, states: str, mask: str, prefix: str) -> tuple[str, str, str, str, str]:
+    d = g.w[f"{prefix}.start_boundary_projection.weight"].shape[0]
+    query_mask = g.op("Unsqueeze", ["query_mask", g.const(_i64(2))])  # [B, Q, 1]
+
+    def logits(source: str, name: str, kind: str) -> str:
+        keys = g.linear(source, f"{prefix}.{name}_{kind}_projection")
+        query = g.linear("queries", f"{prefix}.{name}_query_projection")
+        out = g.op("MatMul", [query, g.op("Transpose", [keys], perm=[0, 2, 1])])  # [B, Q, n]
+        return g.op("Mul", [out, g.const(np.array(1.0 / math.sqrt(d), np.float32))])
+
+    sentinel = g.const(np.array(MASK_LOGIT, np.float32))
+    b_keep = g.op("And", [g.op("Unsqueeze", [mask, g.const(_i64(1))]), query_mask])  # [B, Q, n]
+    t_keep = g.op("And", [g.op("Unsqueeze", ["token_mask", g.const(_i64(1))]), query_mask])  # [B, Q, L]
+    start = g.op("Where", [b_keep, logits(states, "start", "boundary"), sentinel])
+    end = g.op("Where", [b_keep, logits(states, "end", "boundary"), sentinel])
+    raw_inside = logits("tokens", "inside", "text")
+    inside = g.op("Where", [t_keep, raw_inside, sentinel])
+    kept = g.op("Where", [t_keep, raw_inside, g.const(np.array(0.0, np.float32))])
+    keep = g.op("Cast", [t_keep], to=TensorProto.FLOAT)
+    count = g.op("Max", [g.op("ReduceSum", [keep, g.const(_i64(-1))], keepdims=1), g.const(np.array(1.0, np.float32))])
+    mean = g.op("Div", [g.op("ReduceSum", [kept, g.const(_i64(-1))], keepdims=1), count])  # [B, Q, 1]
+    centred = g.op("Mul", [g.op("Sub", [kept, mean]), keep])
+    zero = g.op("Mul", [mean, g.const(np.array(0.0, np.float32))])  # [B, Q, 1] zeros (the mean is finite)
+    prefix_sums = g.op("Concat", [zero, g.op("CumSum", [centred, g.const(np.array(-1, np.int64))])], axis=-1)
+    return start, end, inside, prefix_sums, mean
+
+
+def boundary_model(w: Weights, heads: int, window: int, encoder: str = "boundary_encoder",
+                   query_head: str = "boundary_query_head") -> bytes:
+    """``BoundaryEncoder.forward`` and ``BoundaryQueryHead.forward`` (eval) as one graph."""
+    g = GraphBuilder(w)
+    states, mask = _boundary_states(g, encoder, heads, window)
+    start, end, inside, prefix_sums, mean = _marginals(g, states, mask, query_head)
+    inputs = [helper.make_tensor_value_info(name, dtype, dims) for name, dtype, dims in (
+        ("tokens", TensorProto.FLOAT, ["batch", "words", "hidden"]),
+        ("token_mask", TensorProto.BOOL, ["batch", "words"]),
+        ("queries", TensorProto.FLOAT, ["batch", "queries", "hidden"]),
+        ("query_mask", TensorProto.BOOL, ["batch", "queries"]))]
+    return g.model(inputs, [(states, "states", ["batch", "boundaries", "width"]),
+                            (start, "start_logits", ["batch", "queries", "boundaries"]),
+                            (end, "end_logits", ["batch", "queries", "boundaries"]),
+                            (inside, "inside_logits", ["batch", "queries", "words"]),
+                            (prefix_sums, "inside_prefix", ["batch", "queries", "boundaries"]),
+                            (mean, "inside_prefix_mean", ["batch", "queries", 1])], "boundary_encoder")
+
+
+class BoundaryGraph:
+    """One checkpoint's boundary encoder and query head as one onnxruntime session."""
+
+    INPUTS = ("tokens", "token_mask", "queries", "query_mask")
+    OUTPUTS = ("states",) + BoundaryMarginals._fields
+
+    def __init__(self, w: Weights, heads: int = 4, window: int = 0, threads: int | None = None):
+        """``heads``, ``window``: ``boundary_attention_heads`` and ``boundary_attention_window``."""
+        self._session = OnnxSession(boundary_model(w, heads, window), self.INPUTS, self.OUTPUTS, threads,
+                                    name="boundary encoder graph")
+
+    def run(self, tokens: np.ndarray, token_mask: np.ndarray, queries: np.ndarray,
+            query_mask: np.ndarray) -> tuple[BoundaryEncoding, BoundaryMarginals]:
+        """``[B, L, H]`` token states with their ``[B, L]`` mask, ``[B, Q, H]`` queries with
+        their ``[B, Q]`` mask → the boundary states with their mask, and the marginals."""
+        states, *marginals = self._session.run({
+            "tokens": np.ascontiguousarray(tokens, np.float32), "token_mask": np.ascontiguousarray(token_mask, bool),
+            "queries": np.ascontiguousarray(queries, np.float32), "query_mask": np.ascontiguousarray(query_mask, bool)})
+        mask = boundary_mask(token_mask.sum(1).astype(np.int64), tokens.shape[1])
+        return BoundaryEncoding(states, mask), BoundaryMarginals(*marginals)
