@@ -276,3 +276,17 @@ def test_overlap_buckets_from_the_graphs_pair_codes_equal_gliner2s_rules():
     want = _gliner2_overlap_buckets(indices, mask)
     assert np.array_equal(BUCKETS[got.astype(np.int64)], want)
     assert len(np.unique(want)) == 9  # every bucket, padding included, occurs
+
+
+def test_top_descending_is_the_stable_sorts_first_k_ties_included():
+    """The pool's and the proposer's top-k without a full sort: the same indices in the same
+    order as a stable descending sort cut at ``k``, on rows full of ties (ties straddling the
+    k-th place keep index order), with gliner2's mask logit, and ``k`` at and beyond the row."""
+    from stream.engine.gliner2.boundary.pool import _descending, top_descending
+
+    rng = np.random.default_rng(7)
+    for _ in range(3000):
+        n, k = int(rng.integers(1, 50)), int(rng.integers(1, 60))
+        x = rng.integers(-3, 4, (2, 3, n)).astype(np.float32)
+        x[x == 3] = -1.0e4
+        assert np.array_equal(top_descending(x, k), _descending(x)[..., :k]), (x, k)

@@ -278,7 +278,9 @@ class Gliner2Engine:
                        for i in live}
             records = any(task.kind == "structure" and task.spec.mode is not None
                           for i in live for task in rows[i].prompt.tasks)
-            scored = self.boundary.score_rows([tokens[i] for i in live], [queries[i] for i in live], records)
+            relations = any(kind == "relation" for i in live for _, kind, *_ in layouts[i])
+            scored = self.boundary.score_rows([tokens[i] for i in live], [queries[i] for i in live], records,
+                                              relations)
             for i, row in zip(live, scored):
                 if (joint := rows[i].prompt.schema.joint) is not None:
                     out[i] = [self._joint_scores(rows[i], layouts[i], row, tokens[i], queries[i], joint)]

@@ -31,6 +31,7 @@ from stream.engine.gliner2.boundary.encoding import (
     Weights,
     boundary_mask,
     layers,
+    linear,
 )
 from stream.engine.gliner2.boundary.graph import GraphBuilder
 from stream.engine.session import OnnxSession
@@ -64,26 +65,29 @@ def _swiglu(g: GraphBuilder, states: str, name: str) -> str:
     return g.op("Add", [states, g.linear(g.op("Mul", [value, silu]), f"{name}.output_projection")])
 
 
-def _boundary_states(g: GraphBuilder, prefix: str, heads: int, window: int) -> tuple[str, str]:
-    """The boundary states and their ``[B, n]`` bool mask."""
+def _boundary_states(g: GraphBuilder, prefix: str, heads: int, window: int, left_tokens: str,
+                     right_tokens: str) -> tuple[str, str]:
+    """The boundary states and their ``[B, n]`` bool mask; ``left_tokens``, ``right_tokens``: the
+    tokens through the left and right projections (a boundary's left state is the token before it,
+    its right state the token after it; the BOS and EOS states are projected here, at build)."""
     shape = g.op("Shape", ["tokens"])  # [B, L, H]
     batch = g.op("Slice", [shape, g.const(_i64(0)), g.const(_i64(1))])
-    width = g.op("Slice", [shape, g.const(_i64(2)), g.const(_i64(3))])
-    row_shape = g.op("Concat", [batch, g.const(_i64(1)), width], axis=0)  # [B, 1, H]
-    bos, eos = (g.op("Expand", [g.const(g.w[f"{prefix}.{which}_state"].reshape(1, 1, -1).astype(np.float32)),
-                                row_shape]) for which in ("bos", "eos"))
+    width = g.const(_i64(g.w[f"{prefix}.left_projection.weight"].shape[0]))
+    row_shape = g.op("Concat", [batch, g.const(_i64(1)), width], axis=0)  # [B, 1, d]
+    bos, eos = (g.op("Expand", [g.const(linear(g.w[f"{prefix}.{which}_state"].reshape(1, 1, -1).astype(np.float32),
+                                               g.w, f"{prefix}.{side}_projection")), row_shape])
+                for which, side in (("bos", "left"), ("eos", "right")))
     lengths = g.op("ReduceSum", [g.op("Cast", ["token_mask"], to=TensorProto.INT64), g.const(_i64(1))],
                    keepdims=1)  # [B, 1]
     n = g.op("Add", [g.op("Squeeze", [g.op("Slice", [shape, g.const(_i64(1)), g.const(_i64(2))])]),
                      g.const(np.array(1, np.int64))])
     positions = g.op("Range", [g.const(np.array(0, np.int64)), n, g.const(np.array(1, np.int64))])  # [n]
     mask = g.op("LessOrEqual", [g.op("Unsqueeze", [positions, g.const(_i64(0))]), lengths])  # [B, n]
-    left = g.op("Concat", [bos, "tokens"], axis=1)
+    left = g.op("Concat", [bos, left_tokens], axis=1)
     at_end = g.op("Unsqueeze", [g.op("Equal", [g.op("Unsqueeze", [positions, g.const(_i64(0))]), lengths]),
                                 g.const(_i64(2))])  # [B, n, 1]
-    right = g.op("Where", [at_end, eos, g.op("Concat", ["tokens", eos], axis=1)])
-    states = g.op("Concat", [g.linear(left, f"{prefix}.left_projection"),
-                             g.linear(right, f"{prefix}.right_projection")], axis=-1)
+    right = g.op("Where", [at_end, eos, g.op("Concat", [right_tokens, eos], axis=1)])
+    states = g.op("Concat", [left, right], axis=-1)
     states = g.layer_norm(g.linear(states, f"{prefix}.output_projection"), f"{prefix}.layer_norm")
     float_mask = g.op("Cast", [g.op("Unsqueeze", [mask, g.const(_i64(2))])], to=TensorProto.FLOAT)
     blocks = layers(g.w, f"{prefix}.attention_blocks")
@@ -102,22 +106,24 @@ def _boundary_states(g: GraphBuilder, prefix: str, heads: int, window: int) -> t
     return g.op("Mul", [states, float_mask]), mask
 
 
-def _marginals(g: GraphBuilder, states: str, mask: str, prefix: str) -> tuple[str, str, str, str, str]:
+def _marginals(g: GraphBuilder, states: str, mask: str, inside_tokens: str, prefix: str) -> tuple[str, str, str, str, str]:
+    """``inside_tokens``: the tokens through ``inside_text_projection``."""
     d = g.w[f"{prefix}.start_boundary_projection.weight"].shape[0]
     query_mask = g.op("Unsqueeze", ["query_mask", g.const(_i64(2))])  # [B, Q, 1]
+    start_keys, end_keys = g.linears(states, [f"{prefix}.start_boundary_projection", f"{prefix}.end_boundary_projection"])
+    start_q, end_q, inside_q = g.linears("queries", [f"{prefix}.{name}_query_projection"
+                                                     for name in ("start", "end", "inside")])
 
-    def logits(source: str, name: str, kind: str) -> str:
-        keys = g.linear(source, f"{prefix}.{name}_{kind}_projection")
-        query = g.linear("queries", f"{prefix}.{name}_query_projection")
+    def logits(keys: str, query: str) -> str:
         out = g.op("MatMul", [query, g.op("Transpose", [keys], perm=[0, 2, 1])])  # [B, Q, n]
         return g.op("Mul", [out, g.const(np.array(1.0 / math.sqrt(d), np.float32))])
 
     sentinel = g.const(np.array(MASK_LOGIT, np.float32))
     b_keep = g.op("And", [g.op("Unsqueeze", [mask, g.const(_i64(1))]), query_mask])  # [B, Q, n]
     t_keep = g.op("And", [g.op("Unsqueeze", ["token_mask", g.const(_i64(1))]), query_mask])  # [B, Q, L]
-    start = g.op("Where", [b_keep, logits(states, "start", "boundary"), sentinel])
-    end = g.op("Where", [b_keep, logits(states, "end", "boundary"), sentinel])
-    raw_inside = logits("tokens", "inside", "text")
+    start = g.op("Where", [b_keep, logits(start_keys, start_q), sentinel])
+    end = g.op("Where", [b_keep, logits(end_keys, end_q), sentinel])
+    raw_inside = logits(inside_tokens, inside_q)
     inside = g.op("Where", [t_keep, raw_inside, sentinel])
     kept = g.op("Where", [t_keep, raw_inside, g.const(np.array(0.0, np.float32))])
     keep = g.op("Cast", [t_keep], to=TensorProto.FLOAT)
@@ -133,8 +139,10 @@ def boundary_model(w: Weights, heads: int, window: int, encoder: str = "boundary
                    query_head: str = "boundary_query_head") -> bytes:
     """``BoundaryEncoder.forward`` and ``BoundaryQueryHead.forward`` (eval) as one graph."""
     g = GraphBuilder(w)
-    states, mask = _boundary_states(g, encoder, heads, window)
-    start, end, inside, prefix_sums, mean = _marginals(g, states, mask, query_head)
+    left, right, inside_tokens = g.linears("tokens", [f"{encoder}.left_projection", f"{encoder}.right_projection",
+                                                      f"{query_head}.inside_text_projection"])
+    states, mask = _boundary_states(g, encoder, heads, window, left, right)
+    start, end, inside, prefix_sums, mean = _marginals(g, states, mask, inside_tokens, query_head)
     inputs = [helper.make_tensor_value_info(name, dtype, dims) for name, dtype, dims in (
         ("tokens", TensorProto.FLOAT, ["batch", "words", "hidden"]),
         ("token_mask", TensorProto.BOOL, ["batch", "words"]),

@@ -51,6 +51,15 @@ class GraphBuilder:
         bias = self.w.get(f"{name}.bias")
         return y if bias is None else self.op("Add", [y, self.const(bias.astype(np.float32), name)])
 
+    def linears(self, x: str, names: list[str]) -> list[str]:
+        """Several ``nn.Linear`` of the same input as one product (one wider GEMM), split after."""
+        weights = [self.w[f"{name}.weight"] for name in names]
+        bias = np.concatenate([self.w.get(f"{name}.bias", np.zeros(len(weight), np.float32))
+                               for name, weight in zip(names, weights)])
+        y = self.op("MatMul", [x, self.const(np.concatenate(weights).T.astype(np.float32))])
+        y = self.op("Add", [y, self.const(bias.astype(np.float32))])
+        return self.split(y, [len(weight) for weight in weights])
+
     def layer_norm(self, x: str, name: str, eps: float = 1e-5) -> str:
         return self.op("LayerNormalization", [x, self.const(self.w[f"{name}.weight"], name),
                                               self.const(self.w[f"{name}.bias"], name)], axis=-1, epsilon=eps)

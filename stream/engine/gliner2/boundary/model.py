@@ -14,7 +14,7 @@ import numpy as np
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, linear
 from stream.engine.gliner2.boundary.head import HeadSettings, head_graphs, run_head, score_explicit, settings_from_config
 from stream.engine.gliner2.boundary.records import GroupLogits, RecordGroup, group_logits
-from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs
+from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs, word_projections
 from stream.errors import ModelLoadError
 
 
@@ -49,6 +49,7 @@ class RowScores(NamedTuple):
     candidate_states: np.ndarray | None  # [C, H]: what the record head reads
     valid: np.ndarray | None = None  # bool [queries, C]; None: every query has every candidate
     own: np.ndarray | None = None  # int [queries, K]: each query's candidates in its own order (-1: none)
+    relation_words: np.ndarray | None = None  # [words, 4 M]: relations.word_projections of the row's words
 
 
 def _union(indices: np.ndarray, valid: np.ndarray, logits: np.ndarray, states: np.ndarray | None
@@ -133,10 +134,12 @@ class BoundaryModel:
             raise ModelLoadError(f"{path}: missing head weight boundary_head.{exc.args[0]}") from exc
 
     def score_rows(self, tokens: Sequence[np.ndarray], queries: Sequence[np.ndarray],
-                   candidate_states: bool = True) -> list[RowScores]:
+                   candidate_states: bool = True, relations: bool = False) -> list[RowScores]:
         """One head call for every row: ``tokens[i]`` [words, H], ``queries[i]`` [queries, H]
         (every extractive query of the row, in prompt order: they share one pool).
-        ``candidate_states``: whether any row will ask for ``record_logits``."""
+        ``candidate_states``: whether any row will ask for ``record_logits``; ``relations``:
+        whether any row has a relation task (every row's words are then projected for the relation
+        MLP at once: ``RowScores.relation_words``)."""
         h = tokens[0].shape[-1]
         lw, lq = max(len(t) for t in tokens), max(len(q) for q in queries)
         tok = np.zeros((len(tokens), lw, h), np.float32)
@@ -147,6 +150,9 @@ class BoundaryModel:
             tok[i, :len(t)], tmask[i, :len(t)] = t, True
             qry[i, :len(q)], qmask[i, :len(q)] = q, True
         out = run_head(tok, tmask, qry, qmask, self.w, self.settings, self.graphs, candidate_states)
+        words: list[np.ndarray | None] = [None] * len(tokens)
+        if relations and self.has_relations:
+            words = np.split(word_projections(np.concatenate(tokens), self.mlps), np.cumsum([len(t) for t in tokens])[:-1])
         rows = []
         for i, q in enumerate(queries):
             if out.valid.ndim == 3:  # per-query candidates
@@ -156,13 +162,14 @@ class BoundaryModel:
                 rows.append(RowScores(spans, logits,
                                       None if out.null_logits is None else out.null_logits[i, :len(q)],
                                       None if out.count_log_rates is None else out.count_log_rates[i, :len(q)],
-                                      states, valid, own))
+                                      states, valid, own, words[i]))
                 continue
             keep = out.valid[i]
             rows.append(RowScores(out.indices[i][keep], out.pair_logits[i, :len(q)][:, keep],
                                   None if out.null_logits is None else out.null_logits[i, :len(q)],
                                   None if out.count_log_rates is None else out.count_log_rates[i, :len(q)],
-                                  None if out.candidate_states is None else out.candidate_states[i][keep]))
+                                  None if out.candidate_states is None else out.candidate_states[i][keep],
+                                  relation_words=words[i]))
         return rows
 
     def explicit(self, tokens: np.ndarray, queries: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -207,7 +214,7 @@ class BoundaryModel:
         state = roles.reshape(-1) if self.settings.directional_relation_states else roles.mean(0)
         head_ok, tail_ok = (None, None) if row.valid is None else (row.valid[q], row.valid[q + 1])
         return relation_pairs(row.spans, row.logits[q], row.logits[q + 1], tokens, state, self.mlps,
-                              settings or self.settings, head_ok, tail_ok, allow_self)
+                              settings or self.settings, head_ok, tail_ok, allow_self, row.relation_words)
 
     def record_logits(self, group: RecordGroup, row: RowScores, queries: np.ndarray) -> GroupLogits:
         """The record head's logits for one structure with a ``mode`` over the row's candidates

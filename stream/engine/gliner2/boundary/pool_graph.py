@@ -21,7 +21,9 @@ the text lengths) and the ``[B, Q, H]`` query embeddings:
   mask logit;
 - the query layers (evidence from the candidates, self-attention among the row's queries, FFN);
 - ``[B, C, Q]`` ``candidate·query / sqrt(p) + film_output(candidate ⊙ (1 + γ) + β)``,
-  ``γ, β = film(query)``.
+  ``γ, β = film(query)``; film_output's first Linear is applied as ``candidate @ ((1 + γ) ⊙ Wᵀ) +
+  (β Wᵀ + b)`` (the same sum in another order, within 3e-6 on the benchmark's scores of ~10),
+  so the ``[B, C, Q, p]`` conditioned candidates are never formed (2% of the graph's time).
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ def _candidate_states(g: GraphBuilder, prefix: str, heads: int, content: bool) -
                             g.const(np.array([2], np.int64))])  # [B, C, 1]
     ends = g.op("Slice", [spans, g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64)),
                           g.const(np.array([2], np.int64))])
-    start_rep = g.op("GatherND", [g.linear("boundary_states", f"{prefix}.start_projection"), starts], batch_dims=1)
-    end_rep = g.op("GatherND", [g.linear("boundary_states", f"{prefix}.end_projection"), ends], batch_dims=1)
+    start_all, end_all = g.linears("boundary_states", [f"{prefix}.start_projection", f"{prefix}.end_projection"])
+    start_rep = g.op("GatherND", [start_all, starts], batch_dims=1)
+    end_rep = g.op("GatherND", [end_all, ends], batch_dims=1)
     length = g.op("Max", [g.op("Cast", [g.op("Sub", [ends, starts])], to=TensorProto.FLOAT),
                           g.const(np.array(1.0, np.float32))])  # [B, C, 1]
     one = g.const(np.array(1.0, np.float32))
@@ -164,12 +167,17 @@ def scorer_model(w: Weights, prefix: str, heads: int, content: bool = False) -> 
     film = g.linear(queries, f"{prefix}.film")
     gamma, beta = (g.op("Slice", [film, g.const(np.array([at], np.int64)), g.const(np.array([at + p], np.int64)),
                                   g.const(np.array([-1], np.int64))]) for at in (0, p))
-    one_plus = g.op("Add", [g.op("Unsqueeze", [gamma, g.const(np.array([1], np.int64))]),
-                            g.const(np.array(1.0, np.float32))])  # [B, 1, Q, p]
-    cand = g.op("Unsqueeze", [candidates, g.const(np.array([2], np.int64))])  # [B, C, 1, p]
-    conditioned = g.op("Add", [g.op("Mul", [cand, one_plus]),
-                               g.op("Unsqueeze", [beta, g.const(np.array([1], np.int64))])])
-    film_out = g.op("Squeeze", [g.ffn(conditioned, f"{prefix}.film_output"), g.const(np.array([3], np.int64))])
+    # film_output's first Linear on ``candidate ⊙ (1 + γ) + β`` as ``candidate @ ((1 + γ) ⊙ Wᵀ) + (β Wᵀ + b)``:
+    # each query's scaled weight [p, h] is small, the conditioned [B, C, Q, p] is never formed
+    first = g.w[f"{prefix}.film_output.0.weight"].T.astype(np.float32)  # [p, h]
+    one_plus = g.op("Add", [g.op("Unsqueeze", [gamma, g.const(np.array([3], np.int64))]),
+                            g.const(np.array(1.0, np.float32))])  # [B, Q, p, 1]
+    scaled = g.op("Mul", [one_plus, g.const(first)])  # [B, Q, p, h]
+    shift = g.linear(beta, f"{prefix}.film_output.0")  # [B, Q, h]
+    hidden = g.op("MatMul", [g.op("Unsqueeze", [candidates, g.const(np.array([1], np.int64))]), scaled])  # [B, Q, C, h]
+    hidden = g.gelu(g.op("Add", [hidden, g.op("Unsqueeze", [shift, g.const(np.array([2], np.int64))])]))
+    film_out = g.op("Squeeze", [g.linear(hidden, f"{prefix}.film_output.3"), g.const(np.array([3], np.int64))])
+    film_out = g.op("Transpose", [film_out], perm=[0, 2, 1])  # [B, C, Q]
     inputs = [helper.make_tensor_value_info(name, dtype, dims) for name, dtype, dims in (
         ("boundary_states", TensorProto.FLOAT, ["batch", "boundaries", "width"]),
         ("spans", TensorProto.INT64, ["batch", "pool", 2]),

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, Weights, linear
-from stream.engine.gliner2.boundary.pool import _deduplicate, _descending
+from stream.engine.gliner2.boundary.pool import _deduplicate, top_descending
 from stream.engine.gliner2.boundary.scorer import span_content
 
 
@@ -80,7 +80,7 @@ def _gather(states: np.ndarray, idx: np.ndarray) -> np.ndarray:
 def _top_boundaries(logits: np.ndarray, valid: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``select_top_boundaries`` on ``[B, Q, N]``: scores (0 where invalid), indices (0), validity."""
     k = min(k, logits.shape[-1])
-    idx = _descending(np.where(valid, logits, MASK_LOGIT))[..., :k]
+    idx = top_descending(np.where(valid, logits, MASK_LOGIT), k)
     ok = np.take_along_axis(valid, idx, -1)
     scores = np.where(ok, np.take_along_axis(np.where(valid, logits, MASK_LOGIT), idx, -1), 0)
     return scores.astype(np.float32), np.where(ok, idx, 0), ok
@@ -108,7 +108,7 @@ def _conditional(anchor: np.ndarray, others: np.ndarray, anchor_idx: np.ndarray,
         scores = np.where(keep, scores, MASK_LOGIT).astype(np.float32)
         merged_scores = np.concatenate([top_scores, scores], -1)
         merged_idx = np.concatenate([top_idx, np.broadcast_to(index, scores.shape)], -1)
-        order = _descending(merged_scores)[..., :min(top_k, merged_scores.shape[-1])]
+        order = top_descending(merged_scores, top_k)
         top_scores = np.take_along_axis(merged_scores, order, -1)
         top_idx = np.take_along_axis(merged_idx, order, -1)
     return top_scores, top_idx

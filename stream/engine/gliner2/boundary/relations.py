@@ -44,13 +44,25 @@ def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> np.ndarray:
     return order[np.argsort(-probs[order], kind="stable")][:requested]
 
 
+def word_projections(states: np.ndarray, w: Weights) -> np.ndarray:
+    """``[words, 4 M]``: the words through the relation MLP's first-layer blocks for a head's
+    first and last word and a tail's first and last word, side by side (``_first_layer`` reads
+    them per pair). They depend on the words only, not on the relation: a batch's rows are
+    projected once, in one product, for all their relation types."""
+    weight = w["relation_scorer.mlp.0.weight"]
+    h = states.shape[-1]
+    return states @ np.concatenate([weight[:, k * h:(k + 1) * h] for k in range(4)]).T
+
+
 def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.ndarray, states: np.ndarray,
                    relation_query: np.ndarray, w: Weights, s: HeadSettings, head_ok: np.ndarray | None = None,
-                   tail_ok: np.ndarray | None = None, allow_self: bool = False) -> RelationPairs:
+                   tail_ok: np.ndarray | None = None, allow_self: bool = False,
+                   words: np.ndarray | None = None) -> RelationPairs:
     """``spans`` [C, 2] (valid pool candidates), the head and tail role queries' pair logits [C],
     ``states`` [words, H] the row's word states; ``head_ok`` / ``tail_ok`` [C]: the candidates
     each role query proposed (per-query path; None: all); ``allow_self``: a span may pair with
-    itself (a joint schema's relation option; gliner2's relation tasks never allow it)."""
+    itself (a joint schema's relation option; gliner2's relation tasks never allow it);
+    ``words``: the row's ``word_projections`` (computed here when not given)."""
     with np.errstate(over="ignore"):
         hp_all = 1.0 / (1.0 + np.exp(-head_logits))
         tp_all = 1.0 / (1.0 + np.exp(-tail_logits))
@@ -74,7 +86,8 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
     n = states.shape[0]
 
     delta = (tail[:, 0] - head[:, 0]).astype(np.float32)
-    hidden = _first_layer(states, (head[:, 0], head[:, 1] - 1, tail[:, 0], tail[:, 1] - 1), relation_query,
+    hidden = _first_layer(word_projections(states, w) if words is None else words,
+                          (head[:, 0], head[:, 1] - 1, tail[:, 0], tail[:, 1] - 1), relation_query,
                           np.sign(delta), np.abs(delta) / np.float32(max(n, 1)), w)
     logits = linear(gelu(hidden), w, "relation_scorer.mlp.3")[:, 0]
     if "relation_scorer.head_content_projection.weight" in w:
@@ -86,21 +99,22 @@ def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.n
                          prob.astype(np.float32), scaled)
 
 
-def _first_layer(states: np.ndarray, positions: tuple[np.ndarray, ...], relation_query: np.ndarray,
+def _first_layer(words: np.ndarray, positions: tuple[np.ndarray, ...], relation_query: np.ndarray,
                  sign: np.ndarray, distance: np.ndarray, w: Weights) -> np.ndarray:
     """The relation MLP's first ``Linear`` on each pair's features — the word states at the head's
     and the tail's first and last word, the relation state, the sign of the tail-minus-head start
     and its distance over the row length, side by side as gliner2 concatenates them — computed
-    factorised: each of the four word blocks of the weight is applied once per word of the row and
-    read per pair, the relation state's once per call. The same sum as the product with the
-    concatenation (in another order), at about a quarter of the work for a row's 128 pairs."""
+    factorised: each of the four word blocks of the weight is applied once per word of the row
+    (``words``: ``word_projections``) and read per pair, the relation state's once per call. The
+    same sum as the product with the concatenation (in another order), at about a quarter of the
+    work for a row's 128 pairs."""
     weight, bias = w["relation_scorer.mlp.0.weight"], w["relation_scorer.mlp.0.bias"]
-    n, h = states.shape
-    r = relation_query.shape[-1]
+    m, n, r = weight.shape[0], words.shape[0], relation_query.shape[-1]
+    h = (weight.shape[1] - r - 2) // 4  # the word state's width
     out = relation_query @ weight[:, 4 * h:4 * h + r].T + bias
     out = out + np.outer(sign, weight[:, 4 * h + r]) + np.outer(distance, weight[:, 4 * h + r + 1])
     for k, pos in enumerate(positions):
-        out += (states @ weight[:, k * h:(k + 1) * h].T)[np.clip(pos, 0, max(n - 1, 0))]
+        out += words[np.clip(pos, 0, max(n - 1, 0)), k * m:(k + 1) * m]
     return out.astype(np.float32)
 
 
