@@ -14,7 +14,7 @@ import numpy as np
 from stream.engine.gliner2.boundary.encoding import MASK_LOGIT, linear
 from stream.engine.gliner2.boundary.head import HeadSettings, head_graphs, run_head, score_explicit, settings_from_config
 from stream.engine.gliner2.boundary.records import GroupLogits, RecordGroup, group_logits
-from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs, word_projections
+from stream.engine.gliner2.boundary.relations import RelationPairs, relation_pairs, word_blocks, word_projections
 from stream.errors import ModelLoadError
 
 
@@ -94,6 +94,9 @@ class BoundaryModel:
                             and "candidate_encoder.weight" in self.w)
         self.records_refusal = None if self.has_records else "no record head (enable_records is off)"
         self.graphs = head_graphs(self.w, settings, threads)
+        self.word_blocks = (word_blocks(self.mlps, self.w["boundary_encoder.left_projection.weight"].shape[1])
+                            if self.has_relations else None)
+        "The relation MLP's word blocks (``relations.word_blocks``), for ``score_rows(relations=True)``."
 
     @classmethod
     def load(cls, path: Path, raw_config: Mapping[str, Any], threads: int | None = None) -> "BoundaryModel":
@@ -152,7 +155,8 @@ class BoundaryModel:
         out = run_head(tok, tmask, qry, qmask, self.w, self.settings, self.graphs, candidate_states)
         words: list[np.ndarray | None] = [None] * len(tokens)
         if relations and self.has_relations:
-            words = np.split(word_projections(np.concatenate(tokens), self.mlps), np.cumsum([len(t) for t in tokens])[:-1])
+            words = np.split(word_projections(np.concatenate(tokens), self.mlps, self.word_blocks),
+                             np.cumsum([len(t) for t in tokens])[:-1])
         rows = []
         for i, q in enumerate(queries):
             if out.valid.ndim == 3:  # per-query candidates

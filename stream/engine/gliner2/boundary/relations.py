@@ -44,14 +44,18 @@ def _select(spans: np.ndarray, probs: np.ndarray, requested: int) -> np.ndarray:
     return order[np.argsort(-probs[order], kind="stable")][:requested]
 
 
-def word_projections(states: np.ndarray, w: Weights) -> np.ndarray:
-    """``[words, 4 M]``: the words through the relation MLP's first-layer blocks for a head's
-    first and last word and a tail's first and last word, side by side (``_first_layer`` reads
-    them per pair). They depend on the words only, not on the relation: a batch's rows are
-    projected once, in one product, for all their relation types."""
+def word_blocks(w: Weights, h: int) -> np.ndarray:
+    """``[H, 4 M]``: the relation MLP's first-layer blocks for a head's first and last word and a
+    tail's first and last word, side by side (built once, at load)."""
     weight = w["relation_scorer.mlp.0.weight"]
-    h = states.shape[-1]
-    return states @ np.concatenate([weight[:, k * h:(k + 1) * h] for k in range(4)]).T
+    return np.ascontiguousarray(np.concatenate([weight[:, k * h:(k + 1) * h] for k in range(4)]).T)
+
+
+def word_projections(states: np.ndarray, w: Weights, blocks: np.ndarray | None = None) -> np.ndarray:
+    """``[words, 4 M]``: the words through ``word_blocks`` (``_first_layer`` reads them per pair).
+    They depend on the words only, not on the relation: a batch's rows are projected once, in
+    one product, for all their relation types."""
+    return states @ (word_blocks(w, states.shape[-1]) if blocks is None else blocks)
 
 
 def relation_pairs(spans: np.ndarray, head_logits: np.ndarray, tail_logits: np.ndarray, states: np.ndarray,
