@@ -45,15 +45,8 @@ def _i64(*values: int) -> np.ndarray:
 def _attention_block(g: GraphBuilder, states: str, allowed: str, mask: str, name: str, heads: int) -> str:
     """Pre-norm self-attention; ``allowed``: ``[B, 1, n, n]`` keys each boundary may read."""
     d = g.w[f"{name}.output_projection.weight"].shape[0]
-    hd = d // heads
-    qkv = g.linear(g.layer_norm(states, f"{name}.norm"), f"{name}.qkv_projection")
-    qkv = g.op("Transpose", [g.op("Reshape", [qkv, g.const(_i64(0, 0, 3, heads, hd))])], perm=[2, 0, 3, 1, 4])
-    q, k, v = (g.op("Gather", [qkv, g.const(np.array(i, np.int64))], axis=0) for i in range(3))  # [B, h, n, hd]
-    scores = g.op("Div", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
-                          g.const(np.array(math.sqrt(hd), np.float32))])
-    scores = g.op("Where", [allowed, scores, g.const(np.array(-np.inf, np.float32))])
-    attended = g.op("Transpose", [g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
-    attended = g.op("Reshape", [attended, g.const(_i64(0, 0, d))])
+    attended = g.attention(g.linear(g.layer_norm(states, f"{name}.norm"), f"{name}.qkv_projection"), d, heads,
+                           lambda logits: g.op("Where", [allowed, logits, g.const(np.array(-np.inf, np.float32))]))
     return g.op("Mul", [g.op("Add", [states, g.linear(attended, f"{name}.output_projection")]), mask])
 
 

@@ -5,6 +5,7 @@ written by hand with ``onnx.helper`` (no torch at run time, so no ``torch.onnx.e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -59,6 +60,20 @@ class GraphBuilder:
         y = self.op("MatMul", [x, self.const(np.concatenate(weights).T.astype(np.float32))])
         y = self.op("Add", [y, self.const(bias.astype(np.float32))])
         return self.split(y, [len(weight) for weight in weights])
+
+    def attention(self, qkv: str, width: int, heads: int, adjust: Callable[[str], str]) -> str:
+        """Multi-head scaled dot-product attention from a ``[B, S, 3 d]`` q|k|v projection (torch's
+        head layout); ``adjust`` takes the ``[B, heads, S, S]`` scaled logits before the softmax
+        (masking, bias) → ``[B, S, d]``."""
+        hd = width // heads
+        qkv = self.op("Transpose", [self.op("Reshape", [qkv, self.const(np.array([0, 0, 3, heads, hd], np.int64))])],
+                      perm=[2, 0, 3, 1, 4])  # [3, B, heads, S, hd]
+        q, k, v = (self.op("Gather", [qkv, self.const(np.array(i, np.int64))], axis=0) for i in range(3))
+        logits = self.op("Div", [self.op("MatMul", [q, self.op("Transpose", [k], perm=[0, 1, 3, 2])]),
+                                 self.const(np.array(math.sqrt(hd), np.float32))])
+        weights = self.op("Softmax", [adjust(logits)], axis=-1)
+        attended = self.op("Transpose", [self.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])  # [B, S, heads, hd]
+        return self.op("Reshape", [attended, self.const(np.array([0, 0, width], np.int64))])
 
     def layer_norm(self, x: str, name: str, eps: float = 1e-5) -> str:
         return self.op("LayerNormalization", [x, self.const(self.w[f"{name}.weight"], name),

@@ -47,20 +47,13 @@ def _candidate_attention(g: GraphBuilder, x: str, codes: str, table_shape: str, 
     Padding rows are zeroed after the product with the values rather than before (0 or 1 times each
     row: the same numbers)."""
     d = g.w[f"{name}.output.weight"].shape[0]
-    hd = d // heads
-    qkv = g.linear(g.layer_norm(x, f"{name}.norm1"), f"{name}.qkv")
-    qkv = g.op("Reshape", [qkv, g.const(np.array([0, 0, 3, heads, hd], np.int64))])
-    qkv = g.op("Transpose", [qkv], perm=[2, 0, 3, 1, 4])  # [3, B, heads, C, hd]
-    q, k, v = (g.op("Gather", [qkv, g.const(np.array(i, np.int64))], axis=0) for i in range(3))
-    logits = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])])
-    logits = g.op("Div", [logits, g.const(np.array(math.sqrt(hd), np.float32))])
     table = np.concatenate([g.w[f"{name}.relative_bias"], np.full((1, heads), MASK_LOGIT, np.float32)])[BUCKETS]
     rows = g.op("Expand", [g.const(table.T.reshape(1, heads, 1, -1).astype(np.float32), f"{name}.overlap_bias"),
                            table_shape])  # [B, heads, C, codes]
     bias = g.op("GatherElements", [rows, codes], axis=3)  # [B, heads, C, C]
-    weights = g.op("Softmax", [g.op("Add", [logits, bias])], axis=-1)
-    attended = g.op("Transpose", [g.op("MatMul", [weights, v])], perm=[0, 2, 1, 3])  # [B, C, heads, hd]
-    attended = g.op("Mul", [g.op("Reshape", [attended, g.const(np.array([0, 0, d], np.int64))]), mask])
+    attended = g.attention(g.linear(g.layer_norm(x, f"{name}.norm1"), f"{name}.qkv"), d, heads,
+                           lambda logits: g.op("Add", [logits, bias]))
+    attended = g.op("Mul", [attended, mask])
     x = g.op("Add", [x, g.linear(attended, f"{name}.output")])
     x = g.op("Add", [x, g.ffn(g.layer_norm(x, f"{name}.norm2"), f"{name}.ffn")])
     return g.op("Mul", [x, mask])
@@ -134,18 +127,11 @@ def _query_layer(g: GraphBuilder, candidates: str, candidate_ok: str, query: str
     evidence = g.op("MatMul", [g.op("Transpose", [weights], perm=[0, 2, 1]), candidates])  # [B, Q, p]
     states = g.op("Add", [g.linear(query, f"{name}.query_in"), g.linear(evidence, f"{name}.evidence_in")])
     d = g.w[f"{name}.attention.out_proj.weight"].shape[0]
-    hd = d // heads
     qkv = g.op("MatMul", [g.layer_norm(states, f"{name}.norm1"),
                           g.const(g.w[f"{name}.attention.in_proj_weight"].T.astype(np.float32))])
     qkv = g.op("Add", [qkv, g.const(g.w[f"{name}.attention.in_proj_bias"].astype(np.float32))])
-    qkv = g.op("Transpose", [g.op("Reshape", [qkv, g.const(np.array([0, 0, 3, heads, hd], np.int64))])],
-               perm=[2, 0, 3, 1, 4])  # [3, B, heads, Q, hd]
-    q, k, v = (g.op("Gather", [qkv, g.const(np.array(i, np.int64))], axis=0) for i in range(3))
-    logits = g.op("Div", [g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 1, 3, 2])]),
-                          g.const(np.array(math.sqrt(hd), np.float32))])
-    logits = g.op("Where", ["key_ok", logits, g.const(np.array(-np.inf, np.float32))])
-    attended = g.op("Transpose", [g.op("MatMul", [g.op("Softmax", [logits], axis=-1), v])], perm=[0, 2, 1, 3])
-    attended = g.op("Reshape", [attended, g.const(np.array([0, 0, d], np.int64))])
+    attended = g.attention(qkv, d, heads, lambda logits: g.op(
+        "Where", ["key_ok", logits, g.const(np.array(-np.inf, np.float32))]))
     states = g.op("Add", [states, g.linear(attended, f"{name}.attention.out_proj")])
     states = g.op("Add", [states, g.ffn(g.layer_norm(states, f"{name}.norm2"), f"{name}.ffn")])
     return g.op("Mul", [states, "query_mask"])
